@@ -1,0 +1,36 @@
+# The README's commands. Each does its own set-up on a fresh clone.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+FMNIST  := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup test demo bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q
+
+# Fashion-MNIST is the embedded real dataset: Debian ships it; elsewhere torchvision downloads it.
+fashion-mnist:
+	@test -d $(FMNIST) || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null))) || \
+	  echo "Fashion-MNIST not under $(FMNIST): it will be downloaded by torchvision into ./data"
+
+demo: $(STAMP) fashion-mnist
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m study run quickstart --download
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_throughput.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

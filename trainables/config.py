@@ -1,0 +1,304 @@
+"""TrialConfig: the one object that says everything a trial does.
+
+Every default that changes a number lives here (see ../shared/SPEC.md); nothing else holds one.
+The config is frozen, validated on construction, round-trips through plain dicts (JSON/YAML
+friendly) and is saved with every checkpoint and result.
+
+Loss hyper-parameters default to ``None``, meaning "the loss's own default" (``LOSSES[name]``);
+setting one that the chosen loss does not take is an error, so a typo cannot silently do nothing.
+``resolved()`` gives the values actually used, which is what results record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+PRECISIONS = ("fp32", "bf16")
+HEADS = ("auto", "linear", "cosine")
+IMB_TYPES = ("lt", "step")
+OPTIMIZERS = ("sgd",)
+LOSS_HPARAMS = ("s", "max_m", "lam", "gamma", "reg_lambda", "alpha", "eps", "mu", "ldam",
+                "faithful", "ib_start_epoch")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    # ---- data --------------------------------------------------------------------------
+    dataset: str = "cifar10"
+    imb_type: str = "lt"
+    ratio: float = 100.0            # n_max / n_min; 1 = balanced
+    img_max: int | None = None      # images of the head class; None = the dataset's (5000 C10)
+    data_seed: int = 0              # which images are kept (SPEC 4); never varied by "3 runs"
+    val_fraction: float = 0.0       # held out per class from TRAIN, for model selection
+    data_root: str = "./data"
+    download: bool = False          # let torchvision fetch a missing dataset
+    augment: bool = True            # pad-4 random crop + horizontal flip
+    # ---- trial -------------------------------------------------------------------------
+    seed: int = 0                   # init, batch order, augmentation
+    # ---- loss (None = the loss's own default, see trainables.losses.LOSSES) -------------
+    loss: str = "ce"
+    s: float | None = None
+    max_m: float | None = None
+    lam: float | None = None
+    gamma: float | None = None
+    reg_lambda: float | None = None
+    alpha: float | None = None
+    eps: float | None = None
+    mu: float | None = None
+    ldam: bool | None = None
+    faithful: bool | None = None
+    ib_start_epoch: int | None = None   # 0-based, in recipe epochs (scaled like milestones)
+    drw: bool = False
+    drw_epoch: int | None = None        # 0-based, in recipe epochs; None = first LR milestone
+    drw_beta: float = 0.9999
+    # ---- model -------------------------------------------------------------------------
+    model: str = "resnet32"
+    head: str = "auto"                  # auto: cosine for margin losses, linear otherwise
+    # ---- optimisation (LDAM-DRW's CIFAR recipe) ----------------------------------------
+    epochs: int = 200
+    recipe_epochs: int = 200            # the length milestones/DRW/IB epochs are written for
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    nesterov: bool = False
+    warmup_epochs: int = 5              # linear warm-up: lr * e / warmup for 1-based e <= warmup
+    lr_milestones: tuple[int, ...] = (160, 180)   # 0-based epochs from which a factor applies
+    lr_factors: tuple[float, ...] = (0.01, 0.0001)  # absolute multipliers of lr, not cumulative
+    # ---- execution ---------------------------------------------------------------------
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    eval_every: int = 1
+    checkpoint_every: int = 10
+    extra: dict = field(default_factory=dict, compare=False, hash=False)  # free-form user notes
+
+    def __post_init__(self):
+        _validate(self)
+
+    # ---- conversions -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrialConfig:
+        """Build from a plain dict; unknown keys and wrong types raise ValueError."""
+        if not isinstance(d, dict):
+            raise ValueError(f"TrialConfig.from_dict expects a dict, got {type(d).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown config key(s) {unknown}; valid keys: {sorted(known)}")
+        return cls(**{k: _coerce(known[k], v) for k, v in d.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable dict (tuples become lists); from_dict inverts it."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else (dict(v) if isinstance(v, dict) else v)
+        return out
+
+    def replace(self, **changes) -> TrialConfig:
+        return TrialConfig.from_dict({**self.to_dict(), **changes})
+
+    # ---- resolved values ---------------------------------------------------------------
+    def loss_hparams(self) -> dict[str, Any]:
+        """The loss's hyper-parameters as used: its defaults overridden by the set fields."""
+        from trainables.losses import LOSSES
+        spec = LOSSES[self.loss]
+        hp = dict(spec.defaults)
+        for name in spec.defaults:
+            if getattr(self, name) is not None:
+                hp[name] = getattr(self, name)
+        if "ib_start_epoch" in hp:
+            hp["ib_start_epoch"] = self.scale_epoch(hp["ib_start_epoch"])
+        return hp
+
+    def resolved_head(self) -> str:
+        from trainables.losses import LOSSES
+        return LOSSES[self.loss].head if self.head == "auto" else self.head
+
+    def scale_epoch(self, recipe_epoch: int) -> int:
+        """Map a 0-based epoch of the recipe onto this run's length (round half up)."""
+        return int(math.floor(recipe_epoch * self.epochs / self.recipe_epochs + 0.5))
+
+    def schedule(self) -> dict[str, Any]:
+        """Warm-up, LR milestones and DRW epoch, scaled to ``epochs`` (all 0-based epochs)."""
+        milestones = [self.scale_epoch(m) for m in self.lr_milestones]
+        warmup = self.scale_epoch(self.warmup_epochs) if self.warmup_epochs else 0
+        if self.warmup_epochs and warmup == 0:
+            warmup = 1
+        drw_epoch = self.drw_epoch if self.drw_epoch is not None else (
+            self.lr_milestones[0] if self.lr_milestones else self.recipe_epochs)
+        return {"warmup_epochs": warmup, "lr_milestones": milestones,
+                "lr_factors": list(self.lr_factors), "drw_epoch": self.scale_epoch(drw_epoch)}
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch`` (LDAM-DRW's adjust_learning_rate, 1-based e)."""
+        sch = self.schedule()
+        e = epoch + 1
+        if e <= sch["warmup_epochs"]:
+            return self.lr * e / sch["warmup_epochs"]
+        factor = 1.0
+        for m, f in zip(sch["lr_milestones"], sch["lr_factors"]):
+            if epoch >= m:
+                factor = f
+        return self.lr * factor
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything a result row records: the config plus the values actually used."""
+        return {**self.to_dict(), **{f"loss.{k}": v for k, v in self.loss_hparams().items()},
+                "head_used": self.resolved_head(), **{f"schedule.{k}": v for k, v in
+                                                      self.schedule().items()}}
+
+
+# =========================================================================================
+# parsing (CLI flags, --set key=value) and validation
+# =========================================================================================
+def field_names() -> list[str]:
+    return [f.name for f in fields(TrialConfig)]
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Turn the string ``text`` into the type of field ``key`` (for CLIs); errors name the key."""
+    known = {f.name: f for f in fields(TrialConfig)}
+    if key not in known:
+        raise ValueError(f"unknown config key '{key}'; valid keys: {sorted(known)}")
+    kinds = _kinds(known[key])
+    t = text.strip()
+    if type(None) in kinds and t.lower() in ("none", "null", ""):
+        return None
+    if bool in kinds:
+        if t.lower() in ("1", "true", "yes", "on"):
+            return True
+        if t.lower() in ("0", "false", "no", "off"):
+            return False
+    for kind in (int, float):
+        if kind in kinds:
+            try:
+                return kind(t)
+            except ValueError:
+                pass
+    if tuple in kinds:
+        parts = [p for p in t.strip("()[]").split(",") if p.strip()]
+        try:
+            return tuple(float(p) if any(c in p for c in ".eE") else int(p) for p in parts)
+        except ValueError:
+            pass
+    if str in kinds:
+        return t
+    raise ValueError(f"config key '{key}' expects {_kind_names(kinds)}, got {text!r}")
+
+
+def _kinds(f: dataclasses.Field) -> set:
+    tp = typing.get_type_hints(TrialConfig)[f.name]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return {typing.get_origin(a) or a for a in typing.get_args(tp)}
+    return {origin or tp}
+
+
+def _kind_names(kinds: set) -> str:
+    return " or ".join(sorted("None" if k is type(None) else k.__name__ for k in kinds))
+
+
+def _coerce(f: dataclasses.Field, v: Any) -> Any:
+    kinds = _kinds(f)
+    if v is None and type(None) in kinds:
+        return None
+    if isinstance(v, bool):
+        if bool in kinds:
+            return v
+    elif isinstance(v, int) and (int in kinds or float in kinds):
+        return v if int in kinds else float(v)
+    elif isinstance(v, float) and float in kinds:
+        return v
+    elif isinstance(v, float) and int in kinds and v.is_integer():
+        return int(v)
+    elif isinstance(v, str) and str in kinds:
+        return v
+    elif isinstance(v, (list, tuple)) and tuple in kinds:
+        return tuple(v)
+    elif isinstance(v, dict) and dict in kinds:
+        return dict(v)
+    raise ValueError(f"config key '{f.name}' expects {_kind_names(kinds)}, "
+                     f"got {type(v).__name__} {v!r}")
+
+
+def _choice(name: str, value: Any, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {sorted(choices)}")
+
+
+def _check(ok: bool, name: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r} is out of range: {rule}")
+
+
+def _validate(c: TrialConfig) -> None:
+    for f in fields(c):   # direct construction skips from_dict: check types here too
+        _coerce(f, getattr(c, f.name))
+    from trainables.data import DATASETS
+    from trainables.losses import LOSSES
+    from trainables.models import MODELS
+    _choice("dataset", c.dataset, DATASETS)
+    _choice("imb_type", c.imb_type, IMB_TYPES)
+    _choice("loss", c.loss, LOSSES)
+    _choice("model", c.model, MODELS)
+    _choice("head", c.head, HEADS)
+    _choice("precision", c.precision, PRECISIONS)
+    _choice("optimizer", c.optimizer, OPTIMIZERS)
+    if not _DEVICE_RE.match(c.device):
+        raise ValueError(f"device={c.device!r} is not valid; use auto, cpu, cuda, cuda:N or mps")
+    _check(c.ratio >= 1 and math.isfinite(c.ratio), "ratio", c.ratio, "must be >= 1")
+    _check(c.img_max is None or c.img_max >= 1, "img_max", c.img_max, "must be >= 1")
+    _check(0 <= c.val_fraction < 1, "val_fraction", c.val_fraction, "must be in [0, 1)")
+    _check(c.data_seed >= 0, "data_seed", c.data_seed, "must be >= 0")
+    _check(c.seed >= 0, "seed", c.seed, "must be >= 0")
+    # loss hyper-parameters: only those the loss takes, each in its range
+    spec = LOSSES[c.loss]
+    for name in LOSS_HPARAMS:
+        v = getattr(c, name)
+        if v is not None and name not in spec.defaults:
+            raise ValueError(f"{name} does not apply to loss '{c.loss}'; it takes "
+                             f"{sorted(spec.defaults) or 'no hyper-parameters'}")
+    for name, ok, rule in (("s", lambda v: v > 0, "must be > 0"),
+                           ("max_m", lambda v: v >= 0, "must be >= 0"),
+                           ("lam", lambda v: v >= 0, "must be >= 0"),
+                           ("gamma", lambda v: v >= 0, "must be >= 0"),
+                           ("reg_lambda", lambda v: v >= 0, "must be >= 0"),
+                           ("alpha", lambda v: v > 0, "must be > 0"),
+                           ("eps", lambda v: v > 0, "must be > 0"),
+                           ("mu", lambda v: True, ""),
+                           ("ib_start_epoch", lambda v: v >= 0, "must be >= 0")):
+        v = getattr(c, name)
+        if v is not None:
+            _check(math.isfinite(v) and ok(v), name, v, rule)
+    if c.drw and not spec.takes_weight:
+        raise ValueError(f"drw does not apply to loss '{c.loss}' (it re-weights on its own); "
+                         f"losses that take DRW: {sorted(n for n, s in LOSSES.items() if s.takes_weight)}")
+    _check(c.drw_epoch is None or c.drw_epoch >= 0, "drw_epoch", c.drw_epoch, "must be >= 0")
+    _check(0 <= c.drw_beta < 1, "drw_beta", c.drw_beta, "must be in [0, 1)")
+    # optimisation
+    _check(c.epochs >= 1, "epochs", c.epochs, "must be >= 1")
+    _check(c.recipe_epochs >= 1, "recipe_epochs", c.recipe_epochs, "must be >= 1")
+    _check(c.batch_size >= 1, "batch_size", c.batch_size, "must be >= 1")
+    _check(c.eval_batch_size >= 1, "eval_batch_size", c.eval_batch_size, "must be >= 1")
+    _check(c.lr > 0 and math.isfinite(c.lr), "lr", c.lr, "must be > 0")
+    _check(0 <= c.momentum < 1, "momentum", c.momentum, "must be in [0, 1)")
+    _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "must be >= 0")
+    _check(c.warmup_epochs >= 0, "warmup_epochs", c.warmup_epochs, "must be >= 0")
+    _check(len(c.lr_milestones) == len(c.lr_factors), "lr_factors", c.lr_factors,
+           f"needs one factor per milestone ({len(c.lr_milestones)})")
+    _check(list(c.lr_milestones) == sorted(c.lr_milestones) and all(m >= 0 for m in
+           c.lr_milestones), "lr_milestones", c.lr_milestones, "must be ascending and >= 0")
+    _check(all(f > 0 for f in c.lr_factors), "lr_factors", c.lr_factors, "must be > 0")
+    _check(c.eval_every >= 1, "eval_every", c.eval_every, "must be >= 1")
+    _check(c.checkpoint_every >= 1, "checkpoint_every", c.checkpoint_every, "must be >= 1")

@@ -1,0 +1,11 @@
+"""Losses of the ELM paper behind one registry: ``create_loss(name, class_counts, **hparams)``.
+
+Importing this package registers every loss (one module per family).
+"""
+from trainables.losses import eqlv2, ib, margin, softmax  # noqa: F401  (registration)
+from trainables.losses.registry import LOSSES, LossSpec, create_loss, register_loss
+from trainables.losses.weights import (class_balanced_weights, class_margins, drw_weights,
+                                       ib_weights)
+
+__all__ = ["LOSSES", "LossSpec", "create_loss", "register_loss", "class_margins",
+           "class_balanced_weights", "drw_weights", "ib_weights"]

@@ -1,0 +1,6 @@
+"""Models behind one registry; each forward returns (logits, pooled features)."""
+from trainables.models import resnet_cifar  # noqa: F401  (registration)
+from trainables.models.registry import MODELS, create_model, register_model
+from trainables.models.resnet_cifar import NormedLinear
+
+__all__ = ["MODELS", "create_model", "register_model", "NormedLinear"]
