@@ -87,14 +87,16 @@ def _to_lists(x):
 class Trainer:
     """Everything one trial needs, built from a TrialConfig."""
 
-    def __init__(self, cfg: TrialConfig, *, device: str | torch.device | None = None):
+    def __init__(self, cfg: TrialConfig, *, device: str | torch.device | None = None,
+                 data=None):
+        """``data`` (a TrialData) replaces the dataset the config names (benchmarks, tests)."""
         self.cfg = cfg
         self.device = device if isinstance(device, torch.device) else \
             resolve_device(device or cfg.device)
         seed_everything(cfg.seed)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.data = build_data(cfg, self.device)
+        self.data = data if data is not None else build_data(cfg, self.device)
         self.train_loader, self.eval_loaders = make_loaders(self.data, cfg, self.device)
         self.schedule = cfg.schedule()
         self.model = create_model(cfg.model, self.data.num_classes, in_channels=self.data.channels,
@@ -131,7 +133,8 @@ class Trainer:
         self.train_loader.set_epoch(epoch)
         return lr
 
-    def train_epoch(self) -> dict:
+    def train_epoch(self, max_steps: int | None = None) -> dict:
+        """One epoch (or its first ``max_steps`` steps, for benchmarks); returns its metrics."""
         epoch = self.epoch
         lr = self._start_epoch(epoch)
         self.model.train()
@@ -140,7 +143,9 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         t0 = time.perf_counter()
-        for x, y in self.train_loader:
+        for step, (x, y) in enumerate(self.train_loader):
+            if max_steps is not None and step >= max_steps:
+                break
             with self._autocast():
                 logits, feat = self.forward(x)
                 loss = self.criterion(logits, y, feat)

@@ -52,5 +52,5 @@ register_dataset(DatasetInfo("cifar100", 100, 500, 3, 32, _CIFAR_MEAN, _CIFAR_ST
 register_dataset(DatasetInfo("fashion_mnist", 10, 6000, 1, 32, (0.2190,), (0.3318,),
                              "trainables.data.fashion_mnist:read_fashion_mnist"))
 # Tiny, deterministic, learnable: for unit and integration tests only.
-register_dataset(DatasetInfo("synthetic", 10, 40, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
+register_dataset(DatasetInfo("synthetic", 10, 100, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
                              "trainables.data.synthetic:read_synthetic"))

@@ -1,0 +1,94 @@
+"""Read a study folder (as Ray Tune wrote it) into pandas, without Ray running.
+
+Works on a finished study, one still running, or one whose driver was killed: each trial folder
+holds ``params.json`` and ``result.json`` (one JSON line per reported epoch).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from trainables.methods import flatten_trial
+
+# result keys copied to the one-row-per-trial table (the rest stays in load_curves)
+_FINAL_KEYS = ("test_top1", "test_top3", "test_top5", "test_many", "test_medium", "test_few",
+               "test_per_class", "best_test_top1", "best_epoch", "val_top1", "method",
+               "hp_s", "hp_max_m", "hp_lam", "hp_gamma", "head_used", "node",
+               "package_version", "git_commit")
+
+
+def trial_dirs(study: str | Path) -> list[Path]:
+    """Folders of the study that hold a trial (they contain params.json)."""
+    root = Path(study)
+    return sorted(p.parent for p in root.glob("*/params.json"))
+
+
+def read_results(trial_dir: Path) -> list[dict]:
+    """Every reported epoch of one trial; a torn last line (killed writer) is skipped."""
+    path = trial_dir / "result.json"
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def trial_state(results: list[dict], trial_dir: Path) -> str:
+    """terminated / diverged / errored / running (running also covers pending and killed)."""
+    last = results[-1] if results else {}
+    if last.get("status") == "diverged":
+        return "diverged"
+    if last.get("status") == "finished":
+        return "terminated"
+    if (trial_dir / "error.txt").exists() or (trial_dir / "error.pkl").exists():
+        return "errored"
+    return "running"
+
+
+def load_study(path: str | Path) -> pd.DataFrame:
+    """One row per trial: identity, config, state, final/best metrics, provenance."""
+    rows = []
+    for d in trial_dirs(path):
+        params = json.loads((d / "params.json").read_text())
+        cfg = flatten_trial(params)
+        results = read_results(d)
+        last = results[-1] if results else {}
+        evals = [r for r in results if "test_top1" in r]
+        final = evals[-1] if evals else {}
+        row = {"study": Path(path).name, "trial_id": last.get("trial_id", d.name),
+               "trial_dir": str(d), "status": trial_state(results, d),
+               "epochs_done": last.get("epoch", 0),
+               "train_time_s": sum(r.get("train_time_s", 0.0) for r in results),
+               "train_images_per_s": last.get("train_images_per_s"), **cfg}
+        row.update({k: final.get(k, last.get(k)) for k in _FINAL_KEYS})
+        row["final_top1"] = final.get("test_top1") if row["status"] == "terminated" else None
+        row["best_top1_test_selected"] = last.get("best_test_top1")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_curves(path: str | Path) -> pd.DataFrame:
+    """Per-epoch metrics of every trial, long format (trial_id, epoch, metric, value)."""
+    rows = []
+    for d in trial_dirs(path):
+        for r in read_results(d):
+            for k, v in r.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
+                    rows.append({"trial_id": r.get("trial_id", d.name), "epoch": r.get("epoch"),
+                                 "metric": k, "value": v})
+    return pd.DataFrame(rows, columns=["trial_id", "epoch", "metric", "value"])
+
+
+def summary_table(df: pd.DataFrame, value: str = "final_top1") -> pd.DataFrame:
+    """mean, std (ddof=1, the sample std over seeds) and n of ``value`` per configuration."""
+    keys = [k for k in ("method", "dataset", "imb_type", "ratio") if k in df]
+    done = df[df["status"] == "terminated"]
+    if done.empty:
+        return pd.DataFrame(columns=[*keys, "mean", "std", "n"])
+    g = done.groupby(keys, sort=False)[value]
+    return g.agg(mean="mean", std=lambda s: s.std(ddof=1), n="count").reset_index()

@@ -1,0 +1,178 @@
+"""Ray side of a study: start or join Ray, build the Tuner, run, resume, summarise."""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from study.store import STUDY_FILE, StudyError, is_remote, read_meta, write_meta
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEFAULT_GPU_FRACTION = 0.25   # four small ResNet32 trials per GPU (see bench/packing.py)
+
+
+# =========================================================================================
+# Ray
+# =========================================================================================
+def init_ray(address: str, dashboard: bool, dashboard_host: str) -> dict:
+    """Start a local Ray (dashboard only on request, on loopback by default) or join one.
+
+    Token authentication (Ray 2.60's default) is left as Ray sets it: to join a cluster that
+    uses it, export RAY_AUTH_MODE=token and have the cluster's token in ~/.ray/auth_token.
+    """
+    import ray
+    if dashboard and dashboard_host not in LOOPBACK:
+        print(f"WARNING: the Ray dashboard will listen on {dashboard_host}: anyone who reaches "
+              "that address can submit jobs unless token auth is on (CVE-2023-48022).",
+              file=sys.stderr)
+    if address == "local":
+        ctx = ray.init(address="local", include_dashboard=dashboard,
+                       dashboard_host=dashboard_host, log_to_driver=True)
+        if dashboard and ctx.dashboard_url:
+            print(f"Ray dashboard: http://{ctx.dashboard_url}", flush=True)
+    else:
+        ray.init(address=address)
+    return ray.cluster_resources()
+
+
+def trial_resources(meta: dict, cluster: dict) -> dict:
+    """CPU/GPU per trial; refuses requests the cluster cannot ever satisfy."""
+    gpus_total = cluster.get("GPU", 0)
+    gpu = meta.get("gpus_per_trial")
+    if gpu is None:
+        gpu = DEFAULT_GPU_FRACTION if gpus_total else 0
+    if gpu > gpus_total:
+        raise StudyError(f"--gpus-per-trial {gpu} but the cluster has {gpus_total:g} GPU(s)")
+    cpu = meta.get("cpus_per_trial", 1.0)
+    if cpu > cluster.get("CPU", 0):
+        raise StudyError(f"--cpus-per-trial {cpu} but the cluster has {cluster.get('CPU', 0):g}"
+                         " CPU(s)")
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def _trainable(resources: dict):
+    from ray import tune
+
+    from trainables.trainable import train_trial
+    return tune.with_resources(train_trial, resources)
+
+
+# =========================================================================================
+# run / resume
+# =========================================================================================
+def new_study_dir(path: str, meta: dict, *, force: bool) -> None:
+    """Refuse to clobber an existing study (unless --force); then write study.json."""
+    if is_remote(path):
+        return   # remote storage: Ray Tune creates it; study.json stays local-only for now
+    p = Path(path)
+    if (p / STUDY_FILE).exists() or (p.exists() and any(p.iterdir())):
+        old = read_meta(p) if (p / STUDY_FILE).exists() else {}
+        if not force:
+            what = f"of space '{old.get('space')}'" if old else "(not a study)"
+            raise StudyError(f"study folder {p} already exists {what}; continue it with "
+                             f"'elm-study resume {p}', or pass --force to replace it")
+        shutil.rmtree(p)
+
+
+def build_tuner(space, path: str, meta: dict, resources: dict):
+    from ray import tune
+    searcher = space.make_searcher(Path(path)) if space.make_searcher else None
+    scheduler = space.make_scheduler() if space.make_scheduler else None
+    own_metric = bool(searcher is not None and space.searcher_has_metric)
+    tune_config = tune.TuneConfig(
+        metric=None if own_metric else space.metric, mode=None if own_metric else space.mode,
+        search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
+        max_concurrent_trials=meta.get("max_concurrent"), reuse_actors=True)
+    run_config = tune.RunConfig(
+        name=meta["name"], storage_path=meta["storage"],
+        failure_config=tune.FailureConfig(max_failures=meta.get("max_failures", 3)),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1)
+    return tune.Tuner(_trainable(resources), param_space=space.param_space,
+                      tune_config=tune_config, run_config=run_config)
+
+
+def fit_study(space, path: str, meta: dict, *, address: str, dashboard: bool,
+              dashboard_host: str) -> int:
+    import ray
+    cluster = init_ray(address, dashboard, dashboard_host)
+    try:
+        resources = trial_resources(meta, cluster)
+        meta = {**meta, "resources": resources, "started_at": time.time()}
+        if not is_remote(path):
+            write_meta(Path(path), meta)
+        print(f"study {meta['name']}: {space.expected_trials} trials of '{space.name}', "
+              f"{resources} each -> {path}", flush=True)
+        build_tuner(space, path, meta, resources).fit()
+    finally:
+        ray.shutdown()
+    return report(path, meta)
+
+
+def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
+                 dashboard_host: str) -> int:
+    """Tuner.restore: finished trials stay finished, unfinished and errored ones continue
+    from their last checkpoint."""
+    import ray
+    from ray import tune
+    if not tune.Tuner.can_restore(str(path)):
+        raise StudyError(f"{path} has no Ray Tune experiment state to resume from (did the "
+                         "study start?); run it again with --force")
+    init_ray(address, dashboard, dashboard_host)
+    try:
+        tuner = tune.Tuner.restore(str(path), trainable=_trainable(meta["resources"]),
+                                   resume_errored=True)
+        print(f"resuming study {meta['name']} at {path}", flush=True)
+        tuner.fit()
+    finally:
+        ray.shutdown()
+    return report(path, meta)
+
+
+# =========================================================================================
+# summaries (read from storage; no Ray needed)
+# =========================================================================================
+def status_counts(path) -> tuple:
+    from analysis.collect import load_study
+    df = load_study(path)
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    return df, counts
+
+
+def print_status(path, meta: dict) -> None:
+    df, counts = status_counts(path)
+    expected = meta.get("expected_trials")
+    pending = max((expected or 0) - len(df), 0)
+    parts = [f"{k} {v}" for k, v in sorted(counts.items())] + ([f"not started {pending}"]
+                                                               if pending else [])
+    print(f"study {meta.get('name')} ({meta.get('space')}): {len(df)}/{expected} trials seen; "
+          + ", ".join(parts))
+    if len(df):
+        epochs = df.get("epochs")
+        if epochs is not None and expected:
+            done = df["epochs_done"].fillna(0).sum()
+            total = float(epochs.fillna(0).max()) * expected
+            print(f"progress: {done:.0f}/{total:.0f} epochs ({100 * done / max(total, 1):.1f}%)")
+        best = df.dropna(subset=["best_top1_test_selected"])
+        if len(best):
+            row = best.loc[best["best_top1_test_selected"].idxmax()]
+            print(f"best so far: {row['best_top1_test_selected']:.2f} top-1 (test-selected) — "
+                  f"{row['method']} seed {row.get('seed')} [{row['trial_id']}]")
+
+
+def report(path, meta: dict) -> int:
+    """Print the per-method mean ± std table; exit 1 if any trial errored or is unfinished."""
+    from analysis.collect import summary_table
+    df, counts = status_counts(path)
+    print()
+    print_status(path, meta)
+    table = summary_table(df)
+    if len(table):
+        print("\nfinal-epoch test top-1 (mean ± std over seeds, n):")
+        for _, r in table.iterrows():
+            std = "" if r["n"] < 2 else f" ± {r['std']:.2f}"
+            print(f"  {r['method']:<22s} {r['dataset']}-{r['imb_type']} r={r['ratio']:g}  "
+                  f"{r['mean']:6.2f}{std}  (n={r['n']})")
+    print(f"\nresults: {path}")
+    bad = counts.get("errored", 0) + counts.get("running", 0)
+    return 1 if bad else 0

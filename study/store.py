@@ -1,0 +1,72 @@
+"""A study on disk: ``<storage>/<name>/`` as Ray Tune lays it out, plus our ``study.json``.
+
+``study.json`` records what was launched (space, options, overrides, resources) so that
+``resume`` can rebuild the same trainable and ``status`` can say how far along it is, both
+without the original command line.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+STUDY_FILE = "study.json"
+
+
+class StudyError(ValueError):
+    """Bad study input (name clash, unwritable storage...): exit code 2, nothing launched."""
+
+
+def storage_root(storage: str) -> str:
+    """An absolute local path or a pyarrow URI (s3://, gs://...) as Ray wants it."""
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def is_remote(storage: str) -> bool:
+    return "://" in storage
+
+
+def study_dir(storage: str, name: str) -> str:
+    root = storage_root(storage)
+    return f"{root.rstrip('/')}/{name}" if is_remote(root) else str(Path(root) / name)
+
+
+def locate(name_or_path: str, storage: str) -> Path:
+    """A study given by folder path or by name under ``storage``; clear error if absent."""
+    p = Path(name_or_path).expanduser()
+    for cand in (p, Path(storage_root(storage)) / name_or_path):
+        if (cand / STUDY_FILE).exists():
+            return cand.resolve()
+    raise StudyError(f"no study at '{name_or_path}' (looked for {STUDY_FILE} in {p} and under "
+                     f"--storage {storage_root(storage)})")
+
+
+def check_writable(root: str) -> None:
+    """Refuse early (exit 2) when local storage cannot be created or written."""
+    if is_remote(root):
+        return
+    p = Path(root)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise StudyError(f"--storage {root} is not writable ({e.strerror or e})") from None
+
+
+def read_meta(path: Path) -> dict:
+    try:
+        return json.loads((Path(path) / STUDY_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise StudyError(f"cannot read {Path(path) / STUDY_FILE}: {e}") from None
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / (STUDY_FILE + ".tmp")
+    tmp.write_text(json.dumps({**meta, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                              indent=1))
+    os.replace(tmp, path / STUDY_FILE)

@@ -1,0 +1,110 @@
+"""Studies on a real local Ray, driven through the CLI in subprocesses (as users run it).
+
+Covers: a tiny study completes and writes results; a trial that fails once is retried from its
+checkpoint; a driver killed with SIGKILL mid-study is finished by ``resume`` with every trial
+completed exactly once and finished trials not retrained.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis.collect import load_study, read_results, trial_dirs
+
+pytestmark = pytest.mark.ray
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env():
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")    # short: Ray's socket paths
+    e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
+         "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": ray_tmp, "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0"}
+    yield e
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def study_cmd(*args):
+    return [sys.executable, "-m", "study", *args]
+
+
+def finished_epochs(trial_dir):
+    return [r["epoch"] for r in read_results(trial_dir)]
+
+
+def test_tiny_study_runs_to_completion(tmp_path, env):
+    p = subprocess.run(study_cmd("run", "smoke", "--storage", str(tmp_path), "--name", "tiny"),
+                       env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    df = load_study(tmp_path / "tiny")
+    assert len(df) == 4
+    assert set(df["status"]) == {"terminated"}
+    assert sorted(df["seed"]) == [0, 0, 1, 1]
+    assert set(df["method"]) == {"CE", "ELM + DRW (λ=0.5)"}
+    assert df["final_top1"].between(0, 100).all()
+    assert (df["epochs_done"] == df["epochs"]).all()
+    assert json.loads((tmp_path / "tiny" / "study.json").read_text())["space"] == "smoke"
+    assert "final-epoch test top-1" in p.stdout and "results:" in p.stdout
+    # status reads the same folder without Ray
+    s = subprocess.run(study_cmd("status", str(tmp_path / "tiny")), env=env, cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert s.returncode == 0 and "terminated 4" in s.stdout, s.stdout + s.stderr
+
+
+def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path, env):
+    marker = tmp_path / "fault-fired"
+    env["ELM_INJECT_FAULT"] = f"2:{marker}"      # the first trial to finish epoch 2 fails once
+    p = subprocess.run(study_cmd("run", "smoke", "--storage", str(tmp_path), "--name", "retry",
+                                 "--set", "epochs=3", "--set", "checkpoint_every=1"),
+                       env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert marker.exists(), "the fault was never injected"
+    df = load_study(tmp_path / "retry")
+    assert set(df["status"]) == {"terminated"} and len(df) == 4
+    failed_id = marker.read_text().strip()
+    by_id = {read_results(d)[-1]["trial_id"]: d for d in trial_dirs(tmp_path / "retry")}
+    assert failed_id in by_id, (failed_id, list(by_id))
+    for trial_id, d in by_id.items():
+        # a restart from scratch would read [1, 2, 1, 2, 3] for the failed trial
+        assert finished_epochs(d) == [1, 2, 3], (trial_id, finished_epochs(d))
+
+
+def test_killed_driver_is_finished_by_resume(tmp_path, env):
+    study = tmp_path / "killed"
+    driver = subprocess.Popen(study_cmd("run", "smoke", "--storage", str(tmp_path), "--name",
+                                        "killed", "--set", "epochs=6", "--set",
+                                        "checkpoint_every=1"),
+                              env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    finished_before, deadline = {}, time.time() + 240
+    try:
+        while time.time() < deadline:   # kill once one trial finished and another is mid-way
+            dirs = trial_dirs(study) if study.exists() else []
+            done = {d.name: len(read_results(d)) for d in dirs
+                    if (read_results(d) or [{}])[-1].get("status") == "finished"}
+            midway = [d for d in dirs if d.name not in done and 1 <= len(read_results(d)) < 6]
+            if done and midway:
+                finished_before = done
+                break
+            time.sleep(0.2)
+    finally:
+        driver.send_signal(signal.SIGKILL)      # the driver only: its Ray exits on its own
+        driver.wait(30)
+    assert finished_before, "the study never reached a state worth killing"
+    p = subprocess.run(study_cmd("resume", "killed", "--storage", str(tmp_path)), env=env,
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    df = load_study(study)
+    assert len(df) == 4 and set(df["status"]) == {"terminated"}
+    for d in trial_dirs(study):
+        results = read_results(d)
+        assert [r["status"] for r in results].count("finished") == 1, d.name   # exactly once
+        if d.name in finished_before:
+            assert len(results) == finished_before[d.name], f"{d.name} was retrained"

@@ -1,0 +1,53 @@
+"""CIFAR-10/100 from the standard python pickle folders (``cifar-10-batches-py``,
+``cifar-100-python``), read directly: no torchvision Dataset, no PIL."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from trainables.data.raw import RawSplits
+
+_LAYOUT = {
+    10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+         b"labels", "CIFAR10"),
+    100: ("cifar-100-python", ["train"], ["test"], b"fine_labels", "CIFAR100"),
+}
+URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+def _read(files, label_key):
+    xs, ys = [], []
+    for f in files:
+        with open(f, "rb") as fh:
+            d = pickle.load(fh, encoding="bytes")
+        xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(d[label_key], dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def read_cifar(data_root: str, download: bool, num_classes: int) -> RawSplits:
+    folder, train, test, key, tv_name = _LAYOUT[num_classes]
+    base = Path(data_root).expanduser() / folder
+    missing = [n for n in train + test if not (base / n).exists()]
+    if missing and download:
+        import torchvision
+        getattr(torchvision.datasets, tv_name)(str(Path(data_root).expanduser()), download=True)
+        missing = [n for n in train + test if not (base / n).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"CIFAR-{num_classes} files {missing} are missing from {base}. Pass --download "
+            f"(download=true) to fetch them with torchvision, or extract the python version "
+            f"from {URL} so that {base} holds them (data_root={data_root!r}).")
+    tx, ty = _read([base / n for n in train], key)
+    vx, vy = _read([base / n for n in test], key)
+    return RawSplits(tx, ty, vx, vy)
+
+
+def read_cifar10(data_root: str, download: bool) -> RawSplits:
+    return read_cifar(data_root, download, 10)
+
+
+def read_cifar100(data_root: str, download: bool) -> RawSplits:
+    return read_cifar(data_root, download, 100)

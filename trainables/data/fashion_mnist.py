@@ -1,0 +1,61 @@
+"""Fashion-MNIST from idx files: the embedded real dataset (Debian's dataset-fashion-mnist).
+
+Images are zero-padded 28×28 → 32×32 and kept grey (one channel: the ResNet32 stem takes
+``in_channels=1``, which is cheaper than replicating to three).
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from trainables.data.raw import RawSplits
+
+DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+         "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+
+
+def search_dirs(data_root: str) -> list[Path]:
+    root = Path(data_root).expanduser()
+    return [root / "fashion_mnist", root / "FashionMNIST" / "raw", Path(DEBIAN_DIR)]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file (plain or .gz): magic 0x00000800 | ndim, big-endian dims, uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    magic, = struct.unpack(">I", data[:4])
+    if magic >> 8 != 0x08:
+        raise ValueError(f"{path} is not a uint8 idx file (magic {magic:#x})")
+    ndim = magic & 0xFF
+    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def read_fashion_mnist(data_root: str, download: bool) -> RawSplits:
+    dirs = search_dirs(data_root)
+    folder = next((d for d in dirs if all(_find(d, f) for f in FILES.values())), None)
+    if folder is None and download:
+        import torchvision
+        torchvision.datasets.FashionMNIST(str(Path(data_root).expanduser()), download=True)
+        folder = next((d for d in dirs if all(_find(d, f) for f in FILES.values())), None)
+    if folder is None:
+        raise FileNotFoundError(
+            "Fashion-MNIST idx files not found; looked in " + ", ".join(map(str, dirs)) +
+            ". Install Debian's package (apt-get install dataset-fashion-mnist) or pass "
+            "--download (download=true) to fetch them with torchvision.")
+    arr = {k: read_idx(_find(folder, f)) for k, f in FILES.items()}
+    pad = lambda x: np.pad(x, ((0, 0), (2, 2), (2, 2)))[:, None]   # noqa: E731
+    return RawSplits(pad(arr["train_x"]), arr["train_y"].astype(np.int64),
+                     pad(arr["test_x"]), arr["test_y"].astype(np.int64))

@@ -1,0 +1,70 @@
+"""A data loader that never leaves the device: uint8 images resident, batched augmentation.
+
+Per batch: gather the images, pad-4 + random 32×32 crop and horizontal flip as ONE indexed
+gather (the crop offset and the flip are folded into row/column indices), then float, /255 and
+normalise. Each epoch's order and augmentation come from a generator seeded by (seed, epoch)
+only, so resuming at epoch k reproduces exactly what an uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+PAD = 4
+
+
+class DeviceLoader:
+    def __init__(self, x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, mean, std, *,
+                 augment: bool, shuffle: bool, seed: int = 0, drop_last: bool = False,
+                 channels_last: bool = False):
+        if x_uint8.dtype != torch.uint8 or x_uint8.dim() != 4:
+            raise ValueError(f"images must be uint8 N×C×H×W, got {x_uint8.dtype} "
+                             f"{tuple(x_uint8.shape)}")
+        self.x, self.y = x_uint8, y
+        self.batch_size, self.augment, self.shuffle = batch_size, augment, shuffle
+        self.drop_last, self.channels_last, self.seed = drop_last, channels_last, seed
+        dev = x_uint8.device
+        c = x_uint8.shape[1]
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=dev).view(1, c, 1, 1) * 255
+        self.inv_std = 1.0 / (torch.tensor(std, dtype=torch.float32, device=dev).view(1, c, 1, 1)
+                              * 255)
+        self.generator = torch.Generator(device=dev)
+        self.set_epoch(0)
+        if augment:   # padded once: a crop is then a gather from the padded copy
+            self.padded = torch.nn.functional.pad(x_uint8, (PAD, PAD, PAD, PAD))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Re-seed from (seed, epoch): the epoch's order and augmentation depend on nothing else."""
+        self.generator.manual_seed((self.seed * 1_000_003 + epoch * 7_919) % (2**63 - 1))
+
+    def __len__(self) -> int:
+        n = self.y.shape[0]
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _augment(self, idx: torch.Tensor) -> torch.Tensor:
+        b, (h, w) = idx.shape[0], self.x.shape[2:]
+        g, dev = self.generator, idx.device
+        oy = torch.randint(0, 2 * PAD + 1, (b, 1), generator=g, device=dev)
+        ox = torch.randint(0, 2 * PAD + 1, (b, 1), generator=g, device=dev)
+        flip = torch.rand(b, 1, generator=g, device=dev) < 0.5
+        ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
+        rows = oy + ar_h                                              # (B, H)
+        cols = ox + torch.where(flip, w - 1 - ar_w, ar_w)             # (B, W), flipped in place
+        out = self.padded[idx[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # B,H,W,C
+        return out.permute(0, 3, 1, 2)
+
+    def __iter__(self):
+        n = self.y.shape[0]
+        order = torch.randperm(n, generator=self.generator, device=self.x.device) \
+            if self.shuffle else torch.arange(n, device=self.x.device)
+        stop = len(self) * self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            x = self._augment(idx) if self.augment else self.x[idx]
+            x = (x.float() - self.mean) * self.inv_std
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            else:
+                x = x.contiguous()
+            yield x, self.y[idx]

@@ -1,0 +1,14 @@
+"""RawSplits: what a reader returns (uint8 N×C×H×W images, int64 labels)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class RawSplits:
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
