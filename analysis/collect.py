@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from trainables.config import TrialConfig
 from trainables.methods import flatten_trial
 
 # result keys copied to the one-row-per-trial table (the rest stays in load_curves)
@@ -50,12 +51,20 @@ def trial_state(results: list[dict], trial_dir: Path) -> str:
     return "running"
 
 
+def _full_config(d: dict) -> dict:
+    """The trial's fields with TrialConfig's defaults filled in (raw dict if it is invalid)."""
+    try:
+        return TrialConfig.from_dict(d).to_dict()
+    except ValueError:
+        return d
+
+
 def load_study(path: str | Path) -> pd.DataFrame:
     """One row per trial: identity, config, state, final/best metrics, provenance."""
     rows = []
     for d in trial_dirs(path):
         params = json.loads((d / "params.json").read_text())
-        cfg = flatten_trial(params)
+        cfg = _full_config(flatten_trial(params))
         results = read_results(d)
         last = results[-1] if results else {}
         evals = [r for r in results if "test_top1" in r]

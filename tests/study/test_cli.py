@@ -44,6 +44,7 @@ def test_seeds_and_epochs_reach_the_trials(capsys, tmp_path):
     (["run", "smoke", "--set", "epochs=two"], r"'epochs' expects int, got 'two'"),
     (["run", "smoke", "--set", "lam=-0.5"], r"lam=-0\.5 is out of range"),
     (["run", "smoke", "--set", "s=abc"], r"'s' expects None or float"),
+    (["run", "quickstart", "--set", "reg_lambda=0.1"], r"--set reg_lambda: no method of this space"),
     (["run", "smoke", "--set", "ratio=0.5"], r"ratio=0\.5 is out of range"),
     (["run", "smoke", "--set", "lam"], r"--set expects key=value"),
     (["run", "smoke", "--seeds", "a,b"], r"--seeds expects comma-separated integers"),

@@ -1,0 +1,105 @@
+"""Named spaces: real trial counts (checked against Ray's own expansion), valid configs."""
+from collections import Counter
+
+import pytest
+from ray.tune.search.variant_generator import generate_variants
+
+from search_spaces import SPACES, get_space, list_spaces
+from trainables.config import TrialConfig
+from trainables.methods import flatten_trial, label_of, method_label
+
+GRID_COUNTS = {"table1": 480, "table2": 15, "table3": 15, "lambda_sweep": 150,
+               "margin_scale": 75, "quickstart": 6, "smoke": 4}
+
+
+@pytest.mark.parametrize("name, n", GRID_COUNTS.items())
+def test_trial_counts_match_rays_expansion(name, n):
+    space = get_space(name)
+    assert space.expected_trials == n
+    ray_variants = [cfg for _, cfg in generate_variants(space.param_space)]
+    assert len(ray_variants) == n
+    ours = sorted(map(repr, space.trial_dicts()))
+    assert ours == sorted(repr(flatten_trial(v)) for v in ray_variants)
+
+
+@pytest.mark.parametrize("name", ["table1", "lambda_sweep", "margin_scale", "quickstart",
+                                  "smoke", "optuna_elm"])
+def test_every_trial_config_is_valid(name):
+    space = get_space(name)
+    space.validate()
+    for d in space.trial_dicts():
+        TrialConfig.from_dict(d)
+
+
+def test_table1_has_each_paper_row_24_times_and_lambda_only_where_it_means_something():
+    dicts = get_space("table1").trial_dicts()
+    labels = Counter(method_label(d["loss"], d.get("drw", False), d.get("lam")) for d in dicts)
+    assert len(labels) == 20 and set(labels.values()) == {24}
+    assert "ELM w/o Δy (λ=0.1)" in labels and "MM-LDAM + DRW" in labels
+    for d in dicts:
+        assert ("lam" in d) == (d["loss"] in ("elm", "elm_wo_dy"))
+    cells = Counter((d["dataset"], d["imb_type"], d["ratio"]) for d in dicts)
+    assert len(cells) == 8 and set(cells.values()) == {60}
+
+
+def test_lambda_sweep_values_are_exact_decimals():
+    dicts = get_space("lambda_sweep").trial_dicts()
+    lams = {d["lam"] for d in dicts if d["loss"] == "elm"}
+    assert lams == {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4,
+                    1.5}
+    assert {label_of(d) for d in dicts if d["loss"] == "ldam"} == {"LDAM", "LDAM + DRW"}
+    other = get_space("lambda_sweep", dataset="cifar100", ratio=10).trial_dicts()
+    assert {(d["dataset"], d["ratio"]) for d in other} == {("cifar100", 10.0)}
+
+
+def test_epochs_seeds_and_overrides_reach_every_trial():
+    space = get_space("table1", epochs=20, seeds=[5], overrides={"precision": "bf16"})
+    assert space.expected_trials == 160
+    assert all(d["epochs"] == 20 and d["seed"] == 5 and d["precision"] == "bf16"
+               for d in space.trial_dicts())
+    # a loss hyper-parameter goes to the methods that take it only
+    dicts = get_space("quickstart", overrides={"lam": 0.9}).trial_dicts()
+    assert {d.get("lam") for d in dicts if d["loss"] == "elm"} == {0.9}
+    assert all("lam" not in d for d in dicts if d["loss"] != "elm")
+    # an override of an axis replaces the axis
+    assert get_space("table1", overrides={"dataset": "cifar100"}).expected_trials == 240
+
+
+def test_bad_override_is_caught_by_validate_naming_the_field():
+    with pytest.raises(ValueError, match=r"space 'table1', trial \d+ .*lam=-1\.0 is out of range"):
+        get_space("table1", overrides={"lam": -1.0}).validate()
+
+
+def test_unknown_space_and_option_list_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown space 'tabel1'; choose one of \[.*'table1'"):
+        get_space("tabel1")
+    with pytest.raises(ValueError, match=r"space 'lambda_sweep' has no option\(s\) \['colour'\]; "
+                                         r"its options: \['dataset', 'imb_type', 'ratio'\]"):
+        get_space("lambda_sweep", colour="red")
+
+
+def test_large_scale_tables_fail_clearly_until_their_dataset_exists():
+    space = get_space("table2")
+    assert space.param_space["base"]["lr_milestones"] == [50, 70, 85]
+    with pytest.raises(ValueError, match=r"dataset='imagenet_lt' is not valid"):
+        space.validate()
+
+
+def test_list_spaces_covers_the_registry():
+    assert {name for name, _, _ in list_spaces()} == set(SPACES)
+
+
+def test_optuna_space_builds_searcher_with_sqlite_storage_and_asha(tmp_path):
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+    space = get_space("optuna_elm", num_samples=8, epochs=10)
+    assert space.expected_trials == space.num_samples == 8
+    assert space.metric == "val_top1" and space.searcher_has_metric
+    assert all(d["val_fraction"] > 0 for d in space.trial_dicts())   # never the test set
+    searcher = space.make_searcher(tmp_path / "study")
+    assert isinstance(searcher, OptunaSearch)
+    assert (tmp_path / "study" / "optuna.db").exists()
+    sched = space.make_scheduler()
+    assert isinstance(sched, ASHAScheduler) and sched._max_t == 10
+    with pytest.raises(ValueError, match="one seed"):
+        get_space("optuna_elm", seeds=[0, 1])
