@@ -27,7 +27,8 @@ fashion-mnist:
 	  echo "Fashion-MNIST not under $(FMNIST): it will be downloaded by torchvision into ./data"
 
 demo: $(STAMP) fashion-mnist
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m study run quickstart --download
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m study run quickstart --download --resume
+	$(BIN)/python -m analysis report results/quickstart
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py

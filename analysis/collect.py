@@ -75,6 +75,9 @@ def load_study(path: str | Path) -> pd.DataFrame:
                "train_time_s": sum(r.get("train_time_s", 0.0) for r in results),
                "train_images_per_s": last.get("train_images_per_s"), **cfg}
         row.update({k: final.get(k, last.get(k)) for k in _FINAL_KEYS})
+        for k in ("s", "max_m", "lam", "gamma"):   # the values used, not None = "default"
+            if row.get(f"hp_{k}") is not None:
+                row[k] = row[f"hp_{k}"]
         row["final_top1"] = final.get("test_top1") if row["status"] == "terminated" else None
         row["best_top1_test_selected"] = last.get("best_test_top1")
         rows.append(row)

@@ -18,7 +18,10 @@ import json
 import os
 import sys
 
-from study.store import StudyError, check_writable, locate, read_meta, storage_root, study_dir
+from pathlib import Path
+
+from study.store import (STUDY_FILE, StudyError, check_writable, locate, read_meta,
+                         storage_root, study_dir)
 
 DEFAULT_STORAGE = os.environ.get("ELM_STUDY_STORAGE", "./results")
 
@@ -80,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "unauthenticated-by-default control plane")
     run.add_argument("--dry-run", action="store_true", help="validate and print, launch nothing")
     run.add_argument("--force", action="store_true",
-                     help="replace an existing study of the same name")
+                     help="replace an existing study of the same name (deletes it)")
+    run.add_argument("--resume", action="store_true",
+                     help="if the study exists (same space), resume it instead of refusing")
 
     for name, helptext in (("resume", "finish an interrupted study"),
                            ("status", "trial counts and best so far, read from storage")):
@@ -152,8 +157,15 @@ def cmd_run(args) -> int:
         if len(dicts) > 5:
             print(f"  ... ({len(dicts) - 5} more)")
         return 0
-    from study.launcher import fit_study, new_study_dir
+    from study.launcher import fit_study, new_study_dir, resume_study
     check_writable(meta["storage"])
+    if args.resume and not args.force and (Path(path) / STUDY_FILE).exists():
+        old = read_meta(Path(path))
+        if old.get("space") != space.name:
+            raise StudyError(f"study folder {path} holds space '{old.get('space')}', not "
+                             f"'{space.name}'; choose another --name")
+        return resume_study(Path(path), old, address=args.address, dashboard=args.dashboard,
+                            dashboard_host=args.dashboard_host)
     new_study_dir(path, meta, force=args.force)
     return fit_study(space, path, meta, address=args.address, dashboard=args.dashboard,
                      dashboard_host=args.dashboard_host)

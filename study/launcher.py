@@ -79,9 +79,14 @@ def build_tuner(space, path: str, meta: dict, resources: dict):
     from ray import tune
     searcher = space.make_searcher(Path(path)) if space.make_searcher else None
     scheduler = space.make_scheduler() if space.make_scheduler else None
-    own_metric = bool(searcher is not None and space.searcher_has_metric)
+    # Tune insists every report carries TuneConfig's metric; grids evaluate every eval_every
+    # epochs, so only searches/schedulers (which need it) name one, and those that built their
+    # searcher with it do not pass it twice.
+    needs_metric = (searcher is not None and not space.searcher_has_metric) or (
+        scheduler is not None and searcher is None)
     tune_config = tune.TuneConfig(
-        metric=None if own_metric else space.metric, mode=None if own_metric else space.mode,
+        metric=space.metric if needs_metric else None,
+        mode=space.mode if needs_metric else None,
         search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
         max_concurrent_trials=meta.get("max_concurrent"), reuse_actors=True)
     run_config = tune.RunConfig(

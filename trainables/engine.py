@@ -113,7 +113,7 @@ class Trainer:
             self.forward = torch.compile(self.model)   # keeps the model's state_dict keys
         self.epoch = 0                  # epochs completed
         self.status = "running"
-        self.best = {"best_test_top1": -math.inf, "best_epoch": 0}
+        self.best = {"best_test_top1": math.nan, "best_epoch": 0}   # NaN until evaluated
         self.last_metrics: dict = {}
 
     # ---- one epoch ------------------------------------------------------------------
@@ -188,7 +188,7 @@ class Trainer:
             if self.status == "running" and (self.epoch % self.cfg.eval_every == 0 or last):
                 for split in self.eval_loaders:
                     m.update(self.evaluate(split))
-                if m["test_top1"] > self.best["best_test_top1"]:
+                if not m["test_top1"] <= self.best["best_test_top1"]:   # NaN compares False
                     self.best = {"best_test_top1": m["test_top1"], "best_epoch": self.epoch}
             if self.status == "running" and last:
                 self.status = "finished"

@@ -1,0 +1,130 @@
+"""Tables in the paper's layouts (Markdown, LaTeX booktabs, CSV, HTML) and side-by-sides."""
+from __future__ import annotations
+
+import math
+from importlib import resources
+
+import pandas as pd
+
+from analysis.aggregate import aggregate
+from trainables.methods import TABLE1_METHODS, TABLE23_METHODS, label_of
+
+TABLE1_ROWS = [label_of(m) for m in TABLE1_METHODS]
+TABLE23_ROWS = [label_of(m) for m in TABLE23_METHODS]
+TABLE1_COLUMNS = [(d, t, r) for d in ("cifar10", "cifar100") for t in ("lt", "step")
+                  for r in (10.0, 100.0)]
+_DS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet_lt": "ImageNet-LT",
+       "places_lt": "Places-LT"}
+
+
+def column_label(col) -> str:
+    d, t, r = col
+    return f"{_DS.get(d, d)} {'LT' if t == 'lt' else 'Step'} r={r:g}"
+
+
+def paper_table1() -> pd.DataFrame:
+    """The paper's Table I values (shipped with the package), tidy."""
+    with resources.files("analysis.paper_data").joinpath("table1_cifar.csv").open() as fh:
+        df = pd.read_csv(fh)
+    df["ratio"] = df["ratio"].astype(float)
+    return df.rename(columns={"method": "method", "top1_mean": "paper_mean",
+                              "top1_std": "paper_std"})
+
+
+def paper_table23() -> pd.DataFrame:
+    with resources.files("analysis.paper_data").joinpath("table2_3_large_scale.csv").open() as fh:
+        return pd.read_csv(fh)
+
+
+def _cell(mean, std, n) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.2f}" if n is None or n < 2 or math.isnan(std) else f"{mean:.2f}±{std:.2f}"
+
+
+def table1_frame(df: pd.DataFrame, value: str = "final_top1") -> pd.DataFrame:
+    """Rows = the 20 methods in the paper's order, columns = the 8 CIFAR settings, cells
+    'mean±std' over seeds ('–' where no trial finished). Extra methods go below."""
+    agg = aggregate(df, value, keys=["method", "dataset", "imb_type", "ratio"])
+    lookup = {(r.method, r.dataset, r.imb_type, float(r.ratio)): r for r in agg.itertuples()}
+    cols = [c for c in TABLE1_COLUMNS if any(k[1:] == c for k in lookup)] or TABLE1_COLUMNS
+    rows = TABLE1_ROWS + sorted({k[0] for k in lookup} - set(TABLE1_ROWS))
+    data, means = {}, {}
+    for c in cols:
+        cells, ms = [], []
+        for m in rows:
+            r = lookup.get((m, *c))
+            cells.append(_cell(r.mean, r.std, r.n) if r else "–")
+            ms.append(r.mean if r else math.nan)
+        data[column_label(c)], means[column_label(c)] = cells, ms
+    out = pd.DataFrame(data, index=pd.Index(rows, name="method"))
+    out.attrs["means"] = pd.DataFrame(means, index=out.index)
+    return out
+
+
+def best_per_column(frame: pd.DataFrame) -> dict:
+    means = frame.attrs.get("means")
+    if means is None:
+        return {}
+    return {c: means[c].idxmax() for c in means.columns if means[c].notna().any()}
+
+
+def to_markdown(frame: pd.DataFrame, bold_best: bool = True) -> str:
+    best = best_per_column(frame) if bold_best else {}
+    head = "| " + " | ".join([frame.index.name or ""] + list(frame.columns)) + " |"
+    sep = "|" + "---|" * (len(frame.columns) + 1)
+    lines = [head, sep]
+    for idx, row in frame.iterrows():
+        cells = [f"**{v}**" if best.get(c) == idx else str(v) for c, v in row.items()]
+        lines.append("| " + " | ".join([str(idx)] + cells) + " |")
+    return "\n".join(lines)
+
+
+def to_latex(frame: pd.DataFrame, caption: str = "", bold_best: bool = True) -> str:
+    best = best_per_column(frame) if bold_best else {}
+    esc = lambda s: str(s).replace("±", r"$\pm$").replace("λ", r"$\lambda$").replace(  # noqa
+        "Δ", r"$\Delta$").replace("_", r"\_").replace("–", "--")
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
+             r"\begin{tabular}{l" + "c" * len(frame.columns) + "}", r"\toprule",
+             " & ".join(["Method"] + [esc(c) for c in frame.columns]) + r" \\", r"\midrule"]
+    for idx, row in frame.iterrows():
+        cells = [rf"\textbf{{{esc(v)}}}" if best.get(c) == idx else esc(v)
+                 for c, v in row.items()]
+        lines.append(" & ".join([esc(idx)] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def to_html(frame: pd.DataFrame, bold_best: bool = True) -> str:
+    best = best_per_column(frame) if bold_best else {}
+    styled = frame.copy().astype(str)
+    for c, idx in best.items():
+        styled.loc[idx, c] = f"<b>{styled.loc[idx, c]}</b>"
+    return styled.to_html(escape=False)
+
+
+def side_by_side(df: pd.DataFrame, value: str = "final_top1") -> pd.DataFrame:
+    """Ours vs. the paper for every Table I cell we have: mean, std, n, paper mean/std,
+    difference, and whether |diff| <= sqrt(std_ours² + std_paper²) (agree within stds)."""
+    agg = aggregate(df, value, keys=["method", "dataset", "imb_type", "ratio"])
+    paper = paper_table1()
+    out = agg.merge(paper, on=["method", "dataset", "imb_type", "ratio"], how="left")
+    out = out.rename(columns={"mean": "ours_mean", "std": "ours_std", "n": "ours_n"})
+    out["diff"] = out["ours_mean"] - out["paper_mean"]
+    combined = (out["ours_std"].fillna(0) ** 2 + out["paper_std"].fillna(0) ** 2) ** 0.5
+    out["agree"] = (out["diff"].abs() <= combined).where(out["paper_mean"].notna())
+    return out[["method", "dataset", "imb_type", "ratio", "ours_mean", "ours_std", "ours_n",
+                "paper_mean", "paper_std", "diff", "agree"]]
+
+
+def large_scale_frame(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Tables II/III: rows = the 15 methods, columns top-1/3/5 (ours) and the paper's."""
+    done = df[(df["status"] == "terminated") & (df["dataset"] == dataset)]
+    ours = done.groupby("method")[["test_top1", "test_top3", "test_top5"]].mean()
+    paper = paper_table23()
+    paper = paper[paper["dataset"] == dataset].set_index("method")[["top1", "top3", "top5"]]
+    out = pd.DataFrame(index=pd.Index(TABLE23_ROWS, name="method"))
+    for k in (1, 3, 5):
+        out[f"top{k}"] = ours[f"test_top{k}"].reindex(out.index).round(2)
+        out[f"paper top{k}"] = paper[f"top{k}"].reindex(out.index)
+    return out
