@@ -24,6 +24,12 @@ IMB_TYPES = ("lt", "step")
 OPTIMIZERS = ("sgd",)
 LOSS_HPARAMS = ("s", "max_m", "lam", "gamma", "reg_lambda", "alpha", "eps", "mu", "ldam",
                 "faithful", "ib_start_epoch")
+LARGE_SCALE_DATASETS = ("imagenet_lt", "places_lt")
+# SPEC 6: ResNet-50, batch 256, 90 epochs, ×0.1 at 50/70/85 (0-based, as torch's MultiStepLR),
+# 5 warm-up epochs; DRW from the first decay (the paper does not say).
+LARGE_SCALE_RECIPE = {"model": "resnet50", "epochs": 90, "recipe_epochs": 90, "batch_size": 256,
+                      "lr_milestones": (50, 70, 85), "lr_factors": (0.1, 0.01, 0.001),
+                      "warmup_epochs": 5, "eval_batch_size": 250}
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
@@ -38,7 +44,13 @@ class TrialConfig:
     val_fraction: float = 0.0       # held out per class from TRAIN, for model selection
     data_root: str = "./data"
     download: bool = False          # let torchvision fetch a missing dataset
-    augment: bool = True            # pad-4 random crop + horizontal flip
+    augment: bool = True            # pad-4 random crop + horizontal flip (32×32 datasets)
+    train_list: str | None = None   # split lists of file datasets (default: under data_root)
+    val_list: str | None = None
+    test_list: str | None = None
+    image_size: int | None = None   # file datasets: crop size (None = the dataset's, 224)
+    num_workers: int = 8            # file datasets: DataLoader workers
+    gpu_decode: bool = False        # file datasets: decode JPEGs on the device
     # ---- trial -------------------------------------------------------------------------
     seed: int = 0                   # init, batch order, augmentation
     # ---- loss (None = the loss's own default, see trainables.losses.LOSSES) -------------
@@ -60,6 +72,7 @@ class TrialConfig:
     # ---- model -------------------------------------------------------------------------
     model: str = "resnet32"
     head: str = "auto"                  # auto: cosine for margin losses, linear otherwise
+    init_weights: str | None = None     # a local state_dict to start from (resnet50)
     # ---- optimisation (LDAM-DRW's CIFAR recipe) ----------------------------------------
     epochs: int = 200
     recipe_epochs: int = 200            # the length milestones/DRW/IB epochs are written for
@@ -88,9 +101,14 @@ class TrialConfig:
     # ---- conversions -------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrialConfig:
-        """Build from a plain dict; unknown keys and wrong types raise ValueError."""
+        """Build from a plain dict; unknown keys and wrong types raise ValueError.
+
+        For a large-scale dataset, recipe fields the dict does not set take SPEC 6's values
+        (LARGE_SCALE_RECIPE) instead of the CIFAR defaults."""
         if not isinstance(d, dict):
             raise ValueError(f"TrialConfig.from_dict expects a dict, got {type(d).__name__}")
+        if d.get("dataset") in LARGE_SCALE_DATASETS:
+            d = {**LARGE_SCALE_RECIPE, **d}
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(d) - set(known))
         if unknown:
@@ -300,5 +318,8 @@ def _validate(c: TrialConfig) -> None:
     _check(list(c.lr_milestones) == sorted(c.lr_milestones) and all(m >= 0 for m in
            c.lr_milestones), "lr_milestones", c.lr_milestones, "must be ascending and >= 0")
     _check(all(f > 0 for f in c.lr_factors), "lr_factors", c.lr_factors, "must be > 0")
+    _check(c.image_size is None or c.image_size >= 16, "image_size", c.image_size,
+           "must be >= 16")
+    _check(c.num_workers >= 0, "num_workers", c.num_workers, "must be >= 0")
     _check(c.eval_every >= 1, "eval_every", c.eval_every, "must be >= 1")
     _check(c.checkpoint_every >= 1, "checkpoint_every", c.checkpoint_every, "must be >= 1")

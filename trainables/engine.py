@@ -101,6 +101,9 @@ class Trainer:
         self.schedule = cfg.schedule()
         self.model = create_model(cfg.model, self.data.num_classes, in_channels=self.data.channels,
                                   head=cfg.resolved_head()).to(self.device)
+        if cfg.init_weights:
+            from trainables.models.resnet_imagenet import load_init_weights
+            load_init_weights(self.model, cfg.init_weights, cfg.dataset)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = create_loss(cfg.loss, self.data.class_counts,
@@ -242,7 +245,9 @@ class Trainer:
 def _runtime_fields(cfg: TrialConfig) -> dict:
     """Fields that may differ between the run that saved and the run that resumes."""
     return {k: getattr(cfg, k) for k in ("device", "data_root", "download", "compile",
-                                           "checkpoint_every", "extra")}
+                                           "checkpoint_every", "extra", "num_workers",
+                                           "gpu_decode", "train_list", "val_list",
+                                           "test_list")}
 
 
 def _plain(m: dict) -> dict:

@@ -22,8 +22,8 @@ def test_trial_counts_match_rays_expansion(name, n):
     assert ours == sorted(repr(flatten_trial(v)) for v in ray_variants)
 
 
-@pytest.mark.parametrize("name", ["table1", "lambda_sweep", "margin_scale", "quickstart",
-                                  "smoke", "optuna_elm"])
+@pytest.mark.parametrize("name", ["table1", "table2", "table3", "lambda_sweep", "margin_scale",
+                                  "quickstart", "smoke", "optuna_elm"])
 def test_every_trial_config_is_valid(name):
     space = get_space(name)
     space.validate()
@@ -78,11 +78,13 @@ def test_unknown_space_and_option_list_the_valid_ones():
         get_space("lambda_sweep", colour="red")
 
 
-def test_large_scale_tables_fail_clearly_until_their_dataset_exists():
-    space = get_space("table2")
-    assert space.param_space["base"]["lr_milestones"] == [50, 70, 85]
-    with pytest.raises(ValueError, match=r"dataset='imagenet_lt' is not valid"):
+def test_large_scale_tables_use_spec6_recipe_and_validate():
+    for name, dataset in (("table2", "imagenet_lt"), ("table3", "places_lt")):
+        space = get_space(name)
         space.validate()
+        d = space.trial_dicts()[0]
+        assert d["dataset"] == dataset and d["model"] == "resnet50" and d["epochs"] == 90
+        assert d["lr_milestones"] == [50, 70, 85] and d["batch_size"] == 256
 
 
 def test_list_spaces_covers_the_registry():

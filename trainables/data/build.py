@@ -37,9 +37,27 @@ def read_raw(info: DatasetInfo, data_root: str, download: bool):
     return _RAW_CACHE[key]
 
 
-def build_data(cfg, device) -> TrialData:
-    """The imbalanced train split (SPEC 4), optional validation hold-out, the full test set."""
+@dataclass
+class FileData:
+    """A large-scale dataset: split lists over image files, loaded by DataLoader workers."""
+    train: object
+    val: object | None
+    test: object
+    class_counts: list[int]
+    num_classes: int
+    channels: int
+    mean: tuple
+    std: tuple
+    info: DatasetInfo
+    image_size: int
+
+
+def build_data(cfg, device):
+    """The imbalanced train split (SPEC 4), optional validation hold-out, the full test set;
+    for split-list datasets, the validated lists (class counts from the train list)."""
     info = get_dataset(cfg.dataset)
+    if info.kind == "files":
+        return build_file_data(cfg, info)
     raw = read_raw(info, cfg.data_root, cfg.download)
     img_max = cfg.img_max if cfg.img_max is not None else info.img_max
     counts = class_counts(info.num_classes, img_max, cfg.imb_type, cfg.ratio)
@@ -56,8 +74,17 @@ def build_data(cfg, device) -> TrialData:
         info=info)
 
 
-def make_loaders(data: TrialData, cfg, device=None):
-    """(train loader, {'test': ..., 'val': ...}) over the device-resident tensors."""
+def make_loaders(data, cfg, device=None):
+    """(train loader, {'test': ..., 'val': ...}) over the device-resident tensors, or over
+    DataLoader workers for split-list datasets."""
+    if isinstance(data, FileData):
+        from trainables.data.large_scale import FileLoader
+        kw = dict(seed=cfg.seed, num_workers=cfg.num_workers, device=device or "cpu",
+                  channels_last=cfg.channels_last, image_size=data.image_size)
+        evals = {"test": FileLoader(data.test, cfg.eval_batch_size, shuffle=False, **kw)}
+        if data.val is not None:
+            evals["val"] = FileLoader(data.val, cfg.eval_batch_size, shuffle=False, **kw)
+        return FileLoader(data.train, cfg.batch_size, shuffle=True, train=True, **kw), evals
     train = DeviceLoader(data.train_x, data.train_y, cfg.batch_size, data.mean, data.std,
                          augment=cfg.augment, shuffle=True, seed=cfg.seed,
                          channels_last=cfg.channels_last)
@@ -69,3 +96,34 @@ def make_loaders(data: TrialData, cfg, device=None):
                                     data.std, augment=False, shuffle=False,
                                     channels_last=cfg.channels_last)
     return train, evals
+
+
+def _list_path(cfg, info, which: int, given):
+    return given if given else os.path.join(os.path.expanduser(cfg.data_root),
+                                            info.split_files[which])
+
+
+def build_file_data(cfg, info: DatasetInfo) -> FileData:
+    from trainables.data.large_scale import (ListDataset, build_transforms, read_split_list,
+                                             validate_split)
+    size = cfg.image_size or info.image_size
+    raw = cfg.gpu_decode
+    splits = {}
+    for i, (name, given) in enumerate((("train", cfg.train_list), ("val", cfg.val_list),
+                                       ("test", cfg.test_list))):
+        path = _list_path(cfg, info, i, given)
+        if name == "val" and not given and not os.path.exists(path):
+            continue                                  # the val list is optional
+        splits[name] = read_split_list(path, f"{info.name} {name} list ({path})")
+        validate_split(splits[name], cfg.data_root, info.num_classes)
+    counts = splits["train"].counts(info.num_classes)
+    empty = [c for c, n in enumerate(counts) if n == 0]
+    if empty:
+        raise ValueError(f"{splits['train'].name}: {len(empty)} of {info.num_classes} classes "
+                         f"have no training image (first: {empty[:5]}); margins and class "
+                         "weights need every class")
+    make = lambda s, train: ListDataset(s, cfg.data_root, build_transforms(size, train),  # noqa
+                                        raw_bytes=raw)
+    return FileData(make(splits["train"], True), make(splits["val"], False) if "val" in splits
+                    else None, make(splits["test"], False), counts, info.num_classes, 3,
+                    info.mean, info.std, info, size)

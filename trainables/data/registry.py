@@ -19,7 +19,9 @@ class DatasetInfo:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    reader: str                  # "module:function"
+    reader: str                  # "module:function" (memory datasets)
+    kind: str = "memory"         # "memory": 32×32 arrays on the device; "files": split lists
+    split_files: tuple[str, ...] = ()   # default list names (train, val, test) under data_root
 
     def read(self, data_root: str, download: bool):
         module, fn = self.reader.split(":")
@@ -54,3 +56,11 @@ register_dataset(DatasetInfo("fashion_mnist", 10, 6000, 1, 32, (0.2190,), (0.331
 # Tiny, deterministic, learnable: for unit and integration tests only.
 register_dataset(DatasetInfo("synthetic", 10, 100, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
                              "trainables.data.synthetic:read_synthetic"))
+# Large-scale, read from the user's image folders through split lists (SPEC 6).
+_IMNET_MEAN, _IMNET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+register_dataset(DatasetInfo("imagenet_lt", 1000, 1280, 3, 224, _IMNET_MEAN, _IMNET_STD, "",
+                             "files", ("ImageNet_LT_train.txt", "ImageNet_LT_val.txt",
+                                       "ImageNet_LT_test.txt")))
+register_dataset(DatasetInfo("places_lt", 365, 4980, 3, 224, _IMNET_MEAN, _IMNET_STD, "",
+                             "files", ("Places_LT_train.txt", "Places_LT_val.txt",
+                                       "Places_LT_test.txt")))

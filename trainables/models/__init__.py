@@ -1,5 +1,5 @@
 """Models behind one registry; each forward returns (logits, pooled features)."""
-from trainables.models import resnet_cifar  # noqa: F401  (registration)
+from trainables.models import resnet_cifar, resnet_imagenet  # noqa: F401  (registration)
 from trainables.models.registry import MODELS, create_model, register_model
 from trainables.models.resnet_cifar import NormedLinear
 

@@ -1,0 +1,183 @@
+"""ImageNet-LT / Places-LT: images on disk listed by split files (``relative/path label``).
+
+The images are the user's; the lists are the public OLTR ones (ImageNet_LT_train.txt is not
+redistributed here: the user passes its path). Lists are validated before training: missing
+files (count and the first few paths) and labels out of range are errors that say where.
+Loading uses a DataLoader with workers, pinned memory and persistent workers; augmentation is
+SPEC 6 (RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0); test Resize + CenterCrop).
+With ``gpu_decode`` the workers only read bytes and JPEGs are decoded batched on the device.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class SplitList:
+    name: str
+    paths: list[str]
+    labels: list[int]
+
+    def counts(self, num_classes: int) -> list[int]:
+        out = [0] * num_classes
+        for y in self.labels:
+            out[y] += 1
+        return out
+
+
+def read_split_list(path, name: str | None = None) -> SplitList:
+    """Parse a ``relative/path label`` list; malformed lines are reported by number."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"split list {path} does not exist")
+    paths, labels, bad = [], [], []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            bad.append(i)
+            continue
+        paths.append(parts[0])
+        labels.append(int(parts[1]))
+    if bad:
+        raise ValueError(f"{path}: {len(bad)} malformed line(s) (want 'relative/path label'), "
+                         f"first at line(s) {bad[:5]}")
+    return SplitList(name or path.name, paths, labels)
+
+
+def validate_split(split: SplitList, root, num_classes: int, check_files: bool = True) -> None:
+    """Labels within [0, num_classes) and every image present under ``root``."""
+    out_of_range = [(i, y) for i, y in enumerate(split.labels) if not 0 <= y < num_classes]
+    if out_of_range:
+        i, y = out_of_range[0]
+        raise ValueError(f"{split.name}: {len(out_of_range)} label(s) outside [0, {num_classes})"
+                         f", first: entry {i + 1} '{split.paths[i]}' has label {y}")
+    if check_files:
+        root = Path(root).expanduser()
+        missing = [p for p in split.paths if not (root / p).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{split.name}: {len(missing)} of {len(split.paths)} images missing under "
+                f"{root} on node {os.uname().nodename}, e.g. {missing[:3]}")
+
+
+def shot_counts(counts, many: int = 100, few: int = 20) -> tuple[int, int, int]:
+    """Classes in the many (n > many) / medium / few (n < few) groups."""
+    m = sum(n > many for n in counts)
+    f = sum(n < few for n in counts)
+    return m, len(counts) - m - f, f
+
+
+# =========================================================================================
+# datasets and loaders
+# =========================================================================================
+def build_transforms(image_size: int, train: bool):
+    import torchvision.transforms as T
+    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    if train:
+        return T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(),
+                          T.ColorJitter(0.4, 0.4, 0.4, 0), T.ToTensor(), norm])
+    return T.Compose([T.Resize(int(round(image_size * 256 / 224))), T.CenterCrop(image_size),
+                      T.ToTensor(), norm])
+
+
+class ListDataset(torch.utils.data.Dataset):
+    """Images of a split list; returns (tensor, label), or (raw bytes, label) for GPU decode."""
+
+    def __init__(self, split: SplitList, root, transform=None, raw_bytes: bool = False):
+        self.split, self.root = split, Path(root).expanduser()
+        self.transform, self.raw_bytes = transform, raw_bytes
+
+    def __len__(self):
+        return len(self.split.paths)
+
+    def __getitem__(self, i):
+        path = self.root / self.split.paths[i]
+        if self.raw_bytes:
+            import torchvision.io as io
+            return io.read_file(str(path)), self.split.labels[i]
+        from PIL import Image
+        with Image.open(path) as im:
+            return self.transform(im.convert("RGB")), self.split.labels[i]
+
+
+def _collate_bytes(batch):
+    return [b for b, _ in batch], torch.tensor([y for _, y in batch])
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """Shuffles with a generator seeded by (seed, epoch), like the device loader."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int):
+        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7_919)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class FileLoader:
+    """DataLoader over a ListDataset that yields device tensors; ``set_epoch`` makes order and
+    worker augmentation seeds depend on (seed, epoch) only."""
+
+    def __init__(self, dataset: ListDataset, batch_size: int, *, shuffle: bool, seed: int,
+                 num_workers: int, device, channels_last: bool = False, image_size: int = 224,
+                 train: bool = False):
+        self.device, self.channels_last, self.seed = torch.device(device), channels_last, seed
+        self.sampler = _EpochSampler(len(dataset), shuffle, seed)
+        self.generator = torch.Generator()
+        self.set_epoch(0)
+        self.gpu_decode = dataset.raw_bytes
+        self.gpu_tf = (image_size, train)
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size, sampler=self.sampler, num_workers=num_workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=num_workers > 0,
+            generator=self.generator, collate_fn=_collate_bytes if dataset.raw_bytes else None,
+            drop_last=False)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.epoch = epoch
+        self.epoch_seed = self.seed * 1_000_003 + epoch * 7_919 + 1
+        self.generator.manual_seed(self.epoch_seed)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        if self.loader.num_workers == 0:
+            # in-process transforms draw from the global torch RNG: seed it for this epoch
+            # (workers get their seeds from self.generator instead)
+            torch.manual_seed(self.epoch_seed)
+        for x, y in self.loader:
+            if self.gpu_decode:
+                x = decode_batch(x, self.device, *self.gpu_tf)
+            x = x.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y.to(self.device, non_blocking=True)
+
+
+def decode_batch(encoded, device, image_size: int, train: bool) -> torch.Tensor:
+    """Decode JPEG bytes on ``device`` (nvjpeg on CUDA) and apply SPEC 6's transforms there."""
+    import torchvision.io as io
+    import torchvision.transforms.v2 as T2
+    imgs = io.decode_jpeg(encoded, mode=io.ImageReadMode.RGB, device=device)
+    tf = T2.Compose([T2.RandomResizedCrop(image_size, antialias=True), T2.RandomHorizontalFlip(),
+                     T2.ColorJitter(0.4, 0.4, 0.4, 0)] if train else
+                    [T2.Resize(int(round(image_size * 256 / 224)), antialias=True),
+                     T2.CenterCrop(image_size)])
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
+    return torch.stack([(tf(im).float() / 255 - mean) / std for im in imgs])
