@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots, tables
-from analysis.aggregate import aggregate
+from analysis.aggregate import aggregate, config_keys
 from analysis.collect import load_curves, load_study
 
 
@@ -37,14 +37,15 @@ def build_report(study, out=None) -> Path:
     commits = ", ".join(sorted(set(df["git_commit"].dropna().astype(str)))) or "unknown"
     md += [f"{len(df)} trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
            + f"; code {commits}.", ""]
-    agg = aggregate(df, "final_top1")
-    best = aggregate(df, "best_top1_test_selected", keys=[c for c in agg.columns
-                                                          if c not in ("mean", "std", "n",
-                                                                       "seeds", "incomplete")])
+    keys = config_keys(df)
+    agg = aggregate(df, "final_top1", keys=keys)
+    best = aggregate(df, "best_top1_test_selected", keys=keys)
     if len(agg):
         show = agg.drop(columns=["seeds"]).rename(columns={"mean": "final top-1",
                                                            "std": "std", "n": "seeds"})
         show["best-epoch top-1 (test-selected)"] = best["mean"].values
+        for g in ("many", "medium", "few"):
+            show[g] = aggregate(df, f"test_{g}", keys=keys)["mean"].values
         md += ["## Final-epoch test top-1 (mean ± std over seeds, ddof=1)", "",
                _md_table(show), ""]
         if agg["incomplete"].any():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 import types
 import typing
@@ -231,6 +232,8 @@ def _coerce(f: dataclasses.Field, v: Any) -> Any:
     kinds = _kinds(f)
     if v is None and type(None) in kinds:
         return None
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v) is not int:
+        v = int(v)                       # numpy / pandas integers (e.g. from a DataFrame)
     if isinstance(v, bool):
         if bool in kinds:
             return v

@@ -51,6 +51,14 @@ def maybe_inject_fault(epoch: int, trial_id: str = "") -> None:
     raise RuntimeError(f"injected fault after epoch {epoch} ({FAULT_ENV})")
 
 
+def _node_id() -> str:
+    import ray
+    try:
+        return ray.get_runtime_context().get_node_id()
+    except Exception:   # not inside Ray
+        return ""
+
+
 def _trial_dir() -> Path | None:
     from ray import tune
     try:
@@ -102,7 +110,7 @@ def train_trial(config: dict) -> None:
         state = newest_good_state(_on_disk(_trial_dir()))
     if state is not None:
         trainer.load_state_dict(state)
-    static = trial_static_fields(cfg)
+    static = {**trial_static_fields(cfg), "node_id": _node_id()}
     for m in trainer.epochs():
         metrics = {**m, **static}
         if m["done"] or m["epoch"] % cfg.checkpoint_every == 0:
