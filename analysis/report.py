@@ -39,13 +39,15 @@ def build_report(study, out=None) -> Path:
            + f"; code {commits}.", ""]
     keys = config_keys(df)
     agg = aggregate(df, "final_top1", keys=keys)
-    best = aggregate(df, "best_top1_test_selected", keys=keys)
     if len(agg):
         show = agg.drop(columns=["seeds"]).rename(columns={"mean": "final top-1",
                                                            "std": "std", "n": "seeds"})
-        show["best-epoch top-1 (test-selected)"] = best["mean"].values
-        for g in ("many", "medium", "few"):
-            show[g] = aggregate(df, f"test_{g}", keys=keys)["mean"].values
+        extra = [("best_top1_test_selected", "best-epoch top-1 (test-selected)"),
+                 ("test_many", "many"), ("test_medium", "medium"), ("test_few", "few")]
+        for value, name in extra:     # merged on the keys: a group may lack a value (NaN)
+            part = aggregate(df, value, keys=keys)[[*keys, "mean"]].rename(
+                columns={"mean": name})
+            show = show.merge(part, on=keys, how="left")
         md += ["## Final-epoch test top-1 (mean ± std over seeds, ddof=1)", "",
                _md_table(show), ""]
         if agg["incomplete"].any():
