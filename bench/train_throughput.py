@@ -136,14 +136,14 @@ def engine(data, device, variant):
     def evaluate(n_batches):
         loader = trainer.eval_loaders["test"]
         saved = loader.x, loader.y
-        loader.x, loader.y = saved[0][: n_batches * cfg.eval_batch_size], \
-            saved[1][: n_batches * cfg.eval_batch_size]
+        loader.x, loader.y = saved[0][: n_batches * loader.batch_size], \
+            saved[1][: n_batches * loader.batch_size]
         try:
             trainer.evaluate("test")
         finally:
             loader.x, loader.y = saved
 
-    return train_steps, evaluate, cfg.eval_batch_size
+    return train_steps, evaluate, trainer.eval_loaders["test"].batch_size
 
 
 # =========================================================================================

@@ -71,6 +71,9 @@ def apply_common(space: dict, *, epochs=None, seeds=None, overrides=None) -> dic
     if epochs is not None:
         base["epochs"] = epochs
     if seeds is not None:
+        seeds = list(seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
         space.pop("seed", None)
         base.pop("seed", None)
         if len(seeds) == 1:

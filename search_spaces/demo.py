@@ -6,7 +6,6 @@ from trainables.methods import method
 
 # Sized for ~10 minutes on 2 CPU cores (2 trials at a time, 1 core each); see README.
 QUICKSTART = {"dataset": "fashion_mnist", "imb_type": "lt", "ratio": 100.0, "img_max": 1000,
-              "eval_batch_size": 100,   # on 1 CPU thread, batches of 100 evaluate ~2x faster than 1000
               "epochs": 10, "eval_every": 5, "checkpoint_every": 5, "batch_size": 128}
 
 

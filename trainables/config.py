@@ -78,7 +78,7 @@ class TrialConfig:
     epochs: int = 200
     recipe_epochs: int = 200            # the length milestones/DRW/IB epochs are written for
     batch_size: int = 128
-    eval_batch_size: int = 1000
+    eval_batch_size: int | None = None  # None: 1000 on a GPU, 100 on CPU (2x faster there)
     optimizer: str = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
@@ -311,7 +311,8 @@ def _validate(c: TrialConfig) -> None:
     _check(c.epochs >= 1, "epochs", c.epochs, "must be >= 1")
     _check(c.recipe_epochs >= 1, "recipe_epochs", c.recipe_epochs, "must be >= 1")
     _check(c.batch_size >= 1, "batch_size", c.batch_size, "must be >= 1")
-    _check(c.eval_batch_size >= 1, "eval_batch_size", c.eval_batch_size, "must be >= 1")
+    _check(c.eval_batch_size is None or c.eval_batch_size >= 1, "eval_batch_size",
+           c.eval_batch_size, "must be >= 1")
     _check(c.lr > 0 and math.isfinite(c.lr), "lr", c.lr, "must be > 0")
     _check(0 <= c.momentum < 1, "momentum", c.momentum, "must be in [0, 1)")
     _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "must be >= 0")

@@ -72,6 +72,21 @@ def _on_disk(trial_dir: Path | None) -> list[Path]:
     return sorted(trial_dir.glob(f"checkpoint_*/{CHECKPOINT_FILE}")) if trial_dir else []
 
 
+def _reported_epochs(trial_dir: Path | None) -> set:
+    """Epochs already in the trial's result.json (written by the driver as results arrive)."""
+    import json
+    path = trial_dir / "result.json" if trial_dir else None
+    if path is None or not path.exists():
+        return set()
+    epochs = set()
+    for line in path.read_text().splitlines():
+        try:
+            epochs.add(json.loads(line).get("epoch"))
+        except json.JSONDecodeError:
+            continue
+    return epochs
+
+
 def newest_good_state(paths) -> dict | None:
     """The readable checkpoint with the most epochs among ``paths`` (first wins ties).
 
@@ -102,21 +117,34 @@ def train_trial(config: dict) -> None:
     except (FileNotFoundError, ValueError, OSError) as e:
         raise TrialSetupError(f"trial could not start on node {socket.gethostname()}: "
                               f"{e}") from None
-    checkpoint = tune.get_checkpoint()
+    static = {**trial_static_fields(cfg), "node_id": _node_id()}
+    trial_dir = _trial_dir()
+    on_disk = _on_disk(trial_dir)
+    checkpoint, tune_epoch = tune.get_checkpoint(), 0
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            state = newest_good_state([Path(d) / CHECKPOINT_FILE, *_on_disk(_trial_dir())])
+            known = newest_good_state([Path(d) / CHECKPOINT_FILE])
+            tune_epoch = known["epoch"] if known else 0
+            state = newest_good_state([Path(d) / CHECKPOINT_FILE, *on_disk])
     else:   # Tune knows none, but a killed driver may have lost track of ones on disk
-        state = newest_good_state(_on_disk(_trial_dir()))
+        state = newest_good_state(on_disk)
     if state is not None:
         trainer.load_state_dict(state)
-    static = {**trial_static_fields(cfg), "node_id": _node_id()}
+        if (state["epoch"] > tune_epoch and state.get("last_metrics")
+                and state["epoch"] not in _reported_epochs(trial_dir)):
+            # saved on disk but its result never reached Tune (the worker died in between):
+            # report it now, or that epoch's row would be missing from the results
+            _report(tune, trainer, {**state["last_metrics"], **static}, cfg, force=True)
     for m in trainer.epochs():
-        metrics = {**m, **static}
-        if m["done"] or m["epoch"] % cfg.checkpoint_every == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                trainer.save(Path(tmp) / CHECKPOINT_FILE)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-        else:
-            tune.report(metrics)
+        _report(tune, trainer, {**m, **static}, cfg)
         maybe_inject_fault(m["epoch"], tune.get_context().get_trial_id())
+
+
+def _report(tune, trainer, metrics: dict, cfg: TrialConfig, force: bool = False) -> None:
+    """Report one epoch; with a checkpoint every ``checkpoint_every`` epochs and at the end."""
+    if force or metrics["done"] or metrics["epoch"] % cfg.checkpoint_every == 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer.save(Path(tmp) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+    else:
+        tune.report(metrics)

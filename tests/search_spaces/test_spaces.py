@@ -15,7 +15,7 @@ GRID_COUNTS = {"table1": 480, "table2": 15, "table3": 15, "lambda_sweep": 150,
 @pytest.mark.parametrize("name, n", GRID_COUNTS.items())
 def test_trial_counts_match_rays_expansion(name, n):
     space = get_space(name)
-    assert space.expected_trials == n
+    assert space.expected_trials == n == len(space.trial_dicts())
     ray_variants = [cfg for _, cfg in generate_variants(space.param_space)]
     assert len(ray_variants) == n
     ours = sorted(map(repr, space.trial_dicts()))
@@ -24,11 +24,15 @@ def test_trial_counts_match_rays_expansion(name, n):
 
 @pytest.mark.parametrize("name", ["table1", "table2", "table3", "lambda_sweep", "margin_scale",
                                   "quickstart", "smoke", "optuna_elm"])
-def test_every_trial_config_is_valid(name):
+def test_every_trial_config_is_valid(name, monkeypatch):
     space = get_space(name)
-    space.validate()
-    for d in space.trial_dicts():
-        TrialConfig.from_dict(d)
+    built = []
+    real = TrialConfig.from_dict.__func__
+    monkeypatch.setattr(TrialConfig, "from_dict",
+                        classmethod(lambda cls, d: built.append(d) or real(cls, d)))
+    space.validate()                       # builds a TrialConfig for every trial dict
+    assert built == space.trial_dicts() and len(built) == (
+        space.expected_trials if space.num_samples == 1 else 3)
 
 
 def test_table1_has_each_paper_row_24_times_and_lambda_only_where_it_means_something():
@@ -67,7 +71,24 @@ def test_epochs_seeds_and_overrides_reach_every_trial():
 
 def test_bad_override_is_caught_by_validate_naming_the_field():
     with pytest.raises(ValueError, match=r"space 'table1', trial \d+ .*lam=-1\.0 is out of range"):
-        get_space("table1", overrides={"lam": -1.0}).validate()
+        get_space("table1", overrides={"lam": -1}).validate()
+    with pytest.raises(ValueError, match=r"space 'smoke', trial 0 .*epochs=0 is out of range"):
+        get_space("smoke", epochs=0).validate()
+    with pytest.raises(ValueError,
+                       match=r"space 'optuna_elm', trial 0 .*dataset='cifar11' is not valid"):
+        get_space("optuna_elm", dataset="cifar11").validate()
+    with pytest.raises(ValueError, match="seeds must be a non-empty list"):
+        get_space("smoke", seeds=[])
+
+
+def test_an_override_of_a_grid_axis_replaces_the_axis():
+    space = get_space("margin_scale", overrides={"s": 30.0}, epochs=50)
+    assert space.expected_trials == 15 == len(list(generate_variants(space.param_space)))
+    assert "s" not in space.param_space and space.param_space["base"]["s"] == 30.0
+    assert {(d["s"], d["epochs"]) for d in space.trial_dicts()} == {(30.0, 50)}
+    assert {d["max_m"] for d in space.trial_dicts()} == {0.1, 0.3, 0.5, 0.7, 1.0}
+    # a method's own field (drw) is overridden too, not shadowed by the method dict
+    assert all(d["drw"] for d in get_space("quickstart", overrides={"drw": True}).trial_dicts())
 
 
 def test_unknown_space_and_option_list_the_valid_ones():
@@ -88,7 +109,10 @@ def test_large_scale_tables_use_spec6_recipe_and_validate():
 
 
 def test_list_spaces_covers_the_registry():
-    assert {name for name, _, _ in list_spaces()} == set(SPACES)
+    listed = list_spaces()
+    assert {name for name, _, _ in listed} == set(SPACES)
+    assert all(n == get_space(name).expected_trials and text for name, text, n in listed)
+    assert dict((name, n) for name, _, n in listed)["table1"] == 480
 
 
 def test_optuna_space_builds_searcher_with_sqlite_storage_and_asha(tmp_path):
@@ -96,12 +120,24 @@ def test_optuna_space_builds_searcher_with_sqlite_storage_and_asha(tmp_path):
     from ray.tune.search.optuna import OptunaSearch
     space = get_space("optuna_elm", num_samples=8, epochs=10)
     assert space.expected_trials == space.num_samples == 8
-    assert space.metric == "val_top1" and space.searcher_has_metric
-    assert all(d["val_fraction"] > 0 for d in space.trial_dicts())   # never the test set
+    assert space.metric == "val_top1" and space.mode == "max" and space.searcher_has_metric
+    assert "grid_search" not in repr(space.param_space)       # Optuna refuses grids
+    dicts = space.trial_dicts()
+    assert all(d["val_fraction"] == 0.1 and d["loss"] == "elm" and d["drw"] for d in dicts)
+    assert [(d["lam"], d["max_m"], d["s"]) for d in (dicts[0], dicts[-1])] == [
+        (0.0, 0.05, 5.0), (1.5, 1.0, 64.0)]                    # the bounds' corners
     searcher = space.make_searcher(tmp_path / "study")
     assert isinstance(searcher, OptunaSearch)
+    assert searcher._metric == "val_top1" and searcher._mode == "max"
+    assert searcher._study_name == "study"
+    assert searcher._storage.url == f"sqlite:///{tmp_path / 'study' / 'optuna.db'}"
     assert (tmp_path / "study" / "optuna.db").exists()
     sched = space.make_scheduler()
     assert isinstance(sched, ASHAScheduler) and sched._max_t == 10
+    assert sched._time_attr == "epoch" and sched._metric == "val_top1"
+    assert get_space("optuna_elm").make_scheduler()._max_t == 200     # TrialConfig's default
+    assert get_space("optuna_elm").expected_trials == 40
+    with pytest.raises(ValueError, match="num_samples"):
+        get_space("optuna_elm", num_samples=0)
     with pytest.raises(ValueError, match="one seed"):
         get_space("optuna_elm", seeds=[0, 1])

@@ -106,11 +106,15 @@ def test_study_submitted_as_a_job_runs_on_both_nodes(cluster, tmp_path):
     assert binds and all(b.startswith(("127.0.0.1", "[::1]", "localhost")) for b in binds), binds
     runtime_env = json.dumps({"working_dir": str(REPO), "excludes": [
         ".venv", "data", "results", ".git", "**/__pycache__"]})
-    p = subprocess.run(
-        [RAY, "job", "submit", "--address", cluster["dashboard"], "--runtime-env-json",
-         runtime_env, "--", sys.executable, "-m", "study", "run", "smoke", "--address", "auto",
-         "--storage", str(tmp_path), "--name", "twonode"],
-        env=env, capture_output=True, text=True, timeout=600)
+    for _ in range(60):     # the job agent comes up a little after `ray start` returns
+        p = subprocess.run(
+            [RAY, "job", "submit", "--address", cluster["dashboard"], "--runtime-env-json",
+             runtime_env, "--", sys.executable, "-m", "study", "run", "smoke", "--address",
+             "auto", "--storage", str(tmp_path), "--name", "twonode"],
+            env=env, capture_output=True, text=True, timeout=600)
+        if "No available agent to submit job" not in p.stdout + p.stderr:
+            break
+        time.sleep(2)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
     df = load_study(tmp_path / "twonode")
     assert len(df) == 4 and set(df["status"]) == {"terminated"}

@@ -56,13 +56,23 @@ def spec_subsample(targets, counts, seed):
 def test_subsample_is_spec_exact_deterministic_and_leaves_global_rng_alone():
     targets = np.repeat(np.arange(10), 50)[np.random.default_rng(3).permutation(500)]
     counts = class_counts(10, 50, "lt", 10)
-    before = np.random.get_state()[1].copy()
+    np.random.seed(77)
+    np.random.random(3)                                  # a caller's stream, mid-way
+    before = np.random.get_state()
     a = subsample_indices(targets, counts, 0)
-    assert np.array_equal(np.random.get_state()[1], before)
+    after = np.random.get_state()
+    assert np.array_equal(after[1], before[1]) and after[2:] == before[2:]
     assert np.array_equal(a, subsample_indices(targets, counts, 0))
     assert not np.array_equal(a, subsample_indices(targets, counts, 1))
     assert np.bincount(targets[a], minlength=10).tolist() == counts
     assert np.array_equal(a, spec_subsample(targets, counts, 0))
+    assert np.array_equal(subsample_indices(targets, counts, 5), spec_subsample(targets, counts, 5))
+
+
+def test_subsample_refuses_a_class_too_small():
+    targets = np.repeat(np.arange(3), [10, 10, 4])
+    with pytest.raises(ValueError, match="class 2 has 4 images, 5 requested"):
+        subsample_indices(targets, [10, 5, 5], 0)
 
 
 def test_split_validation_is_disjoint_per_class_and_deterministic():
@@ -73,7 +83,17 @@ def test_split_validation_is_disjoint_per_class_and_deterministic():
     assert np.bincount(targets[va], minlength=5).tolist() == [8, 4, 2, 1, 1]
     tr2, va2 = split_validation(idx, targets, 0.2, data_seed=0)
     assert np.array_equal(tr, tr2) and np.array_equal(va, va2)
-    assert len(split_validation(idx, targets, 0.0, 0)[1]) == 0
+    assert not np.array_equal(va, split_validation(idx, targets, 0.2, data_seed=1)[1])
+    tr0, va0 = split_validation(idx, targets, 0.0, 0)
+    assert len(va0) == 0 and np.array_equal(tr0, idx)
+
+
+def test_split_validation_rounds_half_up_and_never_takes_a_whole_class():
+    targets = np.repeat(np.arange(4), [5, 3, 1, 2])
+    idx = np.arange(len(targets))
+    tr, va = split_validation(idx, targets, 0.5, data_seed=0)
+    assert np.bincount(targets[va], minlength=4).tolist() == [3, 2, 0, 1]   # 2.5→3, 1.5→2
+    assert np.bincount(targets[tr], minlength=4).tolist() == [2, 1, 1, 1]
 
 
 def test_train_images_depend_on_data_seed_only():
@@ -133,6 +153,9 @@ def test_cifar10_reader_on_fabricated_pickles(tmp_path):
     raw = read_cifar10(str(tmp_path), download=False)
     assert raw.train_x.shape == (100, 3, 32, 32) and raw.train_x.dtype == np.uint8
     assert raw.test_x.shape == (20, 3, 32, 32) and raw.train_y.dtype == np.int64
+    first = rows["data_batch_1"][0][0]
+    assert raw.train_x[0, :, 0, 0].tolist() == [first[0], first[1024], first[2048]]
+    assert np.array_equal(raw.train_x[0].reshape(-1), first)
     data, labels = rows["data_batch_2"]
     row = data[3]
     assert raw.train_x[23, :, 0, 0].tolist() == [row[0], row[1024], row[2048]]
@@ -177,6 +200,17 @@ def test_fashion_mnist_reader_on_fabricated_idx(tmp_path, monkeypatch, gz):
     border[2:30, 2:30] = False
     assert (raw.train_x[:, 0][:, border] == 0).all()
     assert raw.train_y.tolist() == (np.arange(12) % 10).tolist()
+
+
+def test_idx_reader_rejects_a_bad_magic_or_a_short_file(tmp_path):
+    write_idx(tmp_path / "ok", np.zeros((2, 3, 3)), gz=False)
+    blob = (tmp_path / "ok").read_bytes()
+    (tmp_path / "short").write_bytes(blob[:-1])
+    (tmp_path / "magic").write_bytes(struct.pack(">I", 0x0D03) + blob[4:])   # float32 type
+    assert fashion_mnist.read_idx(tmp_path / "ok").shape == (2, 3, 3)
+    for bad in ("short", "magic"):
+        with pytest.raises(ValueError):
+            fashion_mnist.read_idx(tmp_path / bad)
 
 
 def test_fashion_mnist_missing_lists_places(tmp_path, monkeypatch):
@@ -233,6 +267,13 @@ def test_train_loader_is_a_permutation_and_depends_on_seed_and_epoch_only():
     assert not torch.equal(ya0, ya1)
     c0, yc0 = collect(make(1), 0)
     assert not torch.equal(ya0, yc0)
+    # the augmentation itself (not just the order) depends on seed and epoch
+    fixed = lambda seed: DeviceLoader(x, y, 16, MEAN, STD, augment=True, shuffle=False,  # noqa
+                                      seed=seed)
+    s0e0, _ = collect(fixed(0), 0)
+    assert torch.equal(s0e0, collect(fixed(0), 0)[0])
+    assert not torch.equal(s0e0, collect(fixed(0), 1)[0])
+    assert not torch.equal(s0e0, collect(fixed(1), 0)[0])
     loader = make(0)
     collect(loader, 5)
     again, _ = collect(loader, 0)                 # no hidden state carried across epochs
@@ -263,6 +304,9 @@ def test_len_and_drop_last_and_channels_last():
     batches = list(dl)
     assert len(dl) == len(batches) == 3 and all(b[0].shape[0] == 16 for b in batches)
     assert batches[0][0].is_contiguous(memory_format=torch.channels_last)
+    assert batches[0][0].dtype == torch.float32 and batches[0][1].dtype == y.dtype
+    assert len(DeviceLoader(x, y, 10, MEAN, STD, augment=False, shuffle=False,
+                            drop_last=True)) == 5
 
 
 def test_raw_reads_are_cached_per_process(monkeypatch):

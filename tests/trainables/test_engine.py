@@ -7,7 +7,7 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.engine import CheckpointError, Trainer, load_checkpoint
-from trainables.losses import drw_weights
+from trainables.losses import create_loss, drw_weights
 from trainables.metrics import TopKAccumulator, shot_group_of
 from trainables.models import NormedLinear, create_model
 
@@ -169,3 +169,35 @@ def test_run_cli_bad_flag_exits_2(capsys):
         main(["--loss", "elm", "--lam", "-1"])
     assert e.value.code == 2
     assert "lam=-1.0 is out of range" in capsys.readouterr().err
+
+
+# ---- the speed comparison is like for like (bench/train_throughput.py) ------------------
+def test_engine_first_batch_loss_equals_the_reference_computation():
+    """Same seed, same batch: the engine's first-step loss equals LDAM-DRW's reference step
+    (eager model, LDAM with DRW weights), so speed does not come from computing less."""
+    cfg = TrialConfig(**{**TINY, "epochs": 200}, loss="ldam", drw=True)
+    trainer = Trainer(cfg)
+    trainer.epoch = 160                                   # DRW on
+    trainer._start_epoch(160)
+    x, y = next(iter(trainer.train_loader))               # the engine's first batch
+    torch.manual_seed(cfg.seed)                           # the reference: same init
+    model = create_model("resnet32", 10, head="cosine")
+    crit = create_loss("ldam", trainer.data.class_counts)
+    crit.set_weight(drw_weights(trainer.data.class_counts, 160, 160))
+    ref = crit(model(x)[0], y).item()
+    got = trainer.train_epoch(max_steps=1)["train_loss"]
+    assert got == pytest.approx(ref, rel=1e-6)
+
+
+def test_device_normalisation_equals_torchvision_totensor_normalize():
+    import torchvision.transforms as T
+    from PIL import Image
+    from trainables.data.loader import DeviceLoader
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (4, 3, 32, 32), generator=g, dtype=torch.uint8)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+    ours = next(iter(DeviceLoader(x, torch.arange(4), 4, mean, std, augment=False,
+                                  shuffle=False)))[0]
+    tf = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+    ref = torch.stack([tf(Image.fromarray(img.permute(1, 2, 0).numpy())) for img in x])
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)

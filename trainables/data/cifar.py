@@ -28,6 +28,8 @@ def _read(files, label_key):
 
 
 def read_cifar(data_root: str, download: bool, num_classes: int) -> RawSplits:
+    """CIFAR-``num_classes`` as uint8 N×3×32×32 (rows are R,G,B planes of 1024 bytes) and int64
+    labels. Missing files: fetched by torchvision when ``download``, else FileNotFoundError."""
     folder, train, test, key, tv_name = _LAYOUT[num_classes]
     base = Path(data_root).expanduser() / folder
     missing = [n for n in train + test if not (base / n).exists()]
@@ -46,8 +48,10 @@ def read_cifar(data_root: str, download: bool, num_classes: int) -> RawSplits:
 
 
 def read_cifar10(data_root: str, download: bool) -> RawSplits:
+    """CIFAR-10 from ``<data_root>/cifar-10-batches-py`` (data_batch_1..5, test_batch)."""
     return read_cifar(data_root, download, 10)
 
 
 def read_cifar100(data_root: str, download: bool) -> RawSplits:
+    """CIFAR-100 (fine labels) from ``<data_root>/cifar-100-python`` (train, test)."""
     return read_cifar(data_root, download, 100)

@@ -14,13 +14,17 @@ import numpy as np
 from trainables.data.raw import RawSplits
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+# Where to look, in order: these folders under data_root, then DEBIAN_DIR (both read at call
+# time, so tests can monkeypatch them).
+ROOT_SUBDIRS = ("fashion_mnist", "FashionMNIST/raw")
 FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
          "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
 
 
 def search_dirs(data_root: str) -> list[Path]:
+    """The folders searched for the four idx files, in order."""
     root = Path(data_root).expanduser()
-    return [root / "fashion_mnist", root / "FashionMNIST" / "raw", Path(DEBIAN_DIR)]
+    return [root / d for d in ROOT_SUBDIRS] + [Path(DEBIAN_DIR)]
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -33,6 +37,8 @@ def read_idx(path: Path) -> np.ndarray:
         raise ValueError(f"{path} is not a uint8 idx file (magic {magic:#x})")
     ndim = magic & 0xFF
     dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    if len(data) != 4 + 4 * ndim + int(np.prod(dims)):
+        raise ValueError(f"{path}: {len(data)} bytes do not match the header's dims {dims}")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -44,6 +50,9 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 
 def read_fashion_mnist(data_root: str, download: bool) -> RawSplits:
+    """Train/test as N×1×32×32 uint8 (28×28 zero-padded by 2 px) and int64 labels, from the
+    first folder of ``search_dirs`` holding all four idx files (plain or .gz); torchvision
+    downloads them into ``data_root`` only when ``download`` and none is found."""
     dirs = search_dirs(data_root)
     folder = next((d for d in dirs if all(_find(d, f) for f in FILES.values())), None)
     if folder is None and download:
@@ -56,6 +65,11 @@ def read_fashion_mnist(data_root: str, download: bool) -> RawSplits:
             ". Install Debian's package (apt-get install dataset-fashion-mnist) or pass "
             "--download (download=true) to fetch them with torchvision.")
     arr = {k: read_idx(_find(folder, f)) for k, f in FILES.items()}
+    for split in ("train", "test"):
+        x, y = arr[split + "_x"], arr[split + "_y"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],):
+            raise ValueError(f"{folder}: {split} images {x.shape} / labels {y.shape} are not "
+                             "N×28×28 / N")
     pad = lambda x: np.pad(x, ((0, 0), (2, 2), (2, 2)))[:, None]   # noqa: E731
     return RawSplits(pad(arr["train_x"]), arr["train_y"].astype(np.int64),
                      pad(arr["test_x"]), arr["test_y"].astype(np.int64))
