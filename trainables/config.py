@@ -11,6 +11,7 @@ setting one that the chosen loss does not take is an error, so a typo cannot sil
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import re
@@ -216,8 +217,14 @@ def parse_value(key: str, text: str) -> Any:
     raise ValueError(f"config key '{key}' expects {_kind_names(kinds)}, got {text!r}")
 
 
+@functools.cache
+def _hints() -> dict:
+    """Resolved field annotations; cached (resolving them costs ~27 ms per config)."""
+    return typing.get_type_hints(TrialConfig)
+
+
 def _kinds(f: dataclasses.Field) -> set:
-    tp = typing.get_type_hints(TrialConfig)[f.name]
+    tp = _hints()[f.name]
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         return {typing.get_origin(a) or a for a in typing.get_args(tp)}

@@ -30,10 +30,14 @@ class _IBBase(ClassLoss):
     def active(self) -> bool:
         return self.epoch >= self.ib_start_epoch
 
-    def _ib_terms(self, logits, targets, features):
+    def _check_features(self, features):
+        # checked at every call, also before ib_start_epoch, so a set-up that never passes
+        # features fails at the first step rather than 100 epochs in
         if features is None:
             raise ValueError(f"{type(self).__name__} needs features: an (N, D) tensor of pooled "
                              "features (the model's penultimate output); got None")
+
+    def _ib_terms(self, logits, targets, features):
         z = as_float(logits)
         h = as_float(features)
         if h.dim() != 2 or h.shape[0] != z.shape[0]:
@@ -49,6 +53,7 @@ class IB(_IBBase):
     """IB: mean_i w_{y_i} CE_i · ib_i (after ib_start_epoch; plain CE before)."""
 
     def forward(self, logits, targets, features=None):
+        self._check_features(features)
         if not self.active:
             return F.cross_entropy(as_float(logits), targets)
         ce, ib = self._ib_terms(logits, targets, features)
@@ -64,6 +69,7 @@ class IBFocal(_IBBase):
         self.gamma = float(gamma)
 
     def forward(self, logits, targets, features=None):
+        self._check_features(features)
         if not self.active:
             return F.cross_entropy(as_float(logits), targets)
         ce, ib = self._ib_terms(logits, targets, features)
