@@ -39,8 +39,38 @@ def read_results(trial_dir: Path) -> list[dict]:
     return rows
 
 
-def trial_state(results: list[dict], trial_dir: Path) -> str:
-    """terminated / diverged / errored / running (running also covers pending and killed)."""
+def epoch_rows(results: list[dict]) -> list[dict]:
+    """One row per epoch, in epoch order: an epoch retrained after a retry from an older
+    checkpoint is reported twice, and the later row is the one the final model went through."""
+    by_epoch, other = {}, []
+    for r in results:
+        if isinstance(r.get("epoch"), int):
+            by_epoch[r["epoch"]] = r
+        else:
+            other.append(r)
+    return [by_epoch[e] for e in sorted(by_epoch)] + other
+
+
+def tune_statuses(study: str | Path) -> dict:
+    """trial_id -> Tune's status (TERMINATED, ERROR, RUNNING, PENDING...) from the newest
+    experiment state Tune wrote in the study folder (plain JSON; {} if there is none)."""
+    states = sorted(Path(study).glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(states):
+        try:
+            data = json.loads(path.read_text())
+            out = {}
+            for entry in data.get("trial_data", []):
+                trial = json.loads(entry[0]) if isinstance(entry[0], str) else entry[0]
+                out[trial["trial_id"]] = trial.get("status")
+            return out
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue   # torn by a killed driver: try the previous one
+    return {}
+
+
+def trial_state(results: list[dict], trial_dir: Path, tune_status: str | None = None) -> str:
+    """terminated / diverged / stopped / errored / running (running also covers pending and
+    killed). ``stopped``: Tune ended it before its last epoch (an ASHA early stop)."""
     last = results[-1] if results else {}
     if last.get("status") == "diverged":
         return "diverged"
@@ -48,7 +78,22 @@ def trial_state(results: list[dict], trial_dir: Path) -> str:
         return "terminated"
     if (trial_dir / "error.txt").exists() or (trial_dir / "error.pkl").exists():
         return "errored"
+    if tune_status == "ERROR":
+        return "errored"
+    if tune_status == "TERMINATED" and results:
+        return "stopped"
     return "running"
+
+
+def _trial_id(d: Path, results: list[dict]) -> str:
+    if results and results[-1].get("trial_id"):
+        return results[-1]["trial_id"]
+    parts = d.name.split("_")          # <trainable>_<exp>_<index>_<n>_...: Tune's naming
+    for i in range(len(parts) - 1):
+        if (len(parts[i]) == 5 and all(c in "0123456789abcdef" for c in parts[i])
+                and len(parts[i + 1]) == 5 and parts[i + 1].isdigit()):
+            return f"{parts[i]}_{parts[i + 1]}"
+    return d.name
 
 
 def _full_config(d: dict) -> dict:
@@ -61,18 +106,21 @@ def _full_config(d: dict) -> dict:
 
 def load_study(path: str | Path) -> pd.DataFrame:
     """One row per trial: identity, config, state, final/best metrics, provenance."""
-    rows = []
+    rows, statuses = [], tune_statuses(path)
     for d in trial_dirs(path):
         params = json.loads((d / "params.json").read_text())
         cfg = _full_config(flatten_trial(params))
-        results = read_results(d)
+        raw = read_results(d)
+        results = epoch_rows(raw)
         last = results[-1] if results else {}
         evals = [r for r in results if "test_top1" in r]
         final = evals[-1] if evals else {}
-        row = {"study": Path(path).name, "trial_id": last.get("trial_id", d.name),
-               "trial_dir": str(d), "status": trial_state(results, d),
+        trial_id = _trial_id(d, raw)
+        row = {"study": Path(path).name, "trial_id": trial_id, "trial_dir": str(d),
+               "status": trial_state(results, d, statuses.get(trial_id)),
                "epochs_done": last.get("epoch", 0),
-               "train_time_s": sum(r.get("train_time_s", 0.0) for r in results),
+               # every row, retried epochs included: the compute the trial really used
+               "train_time_s": sum(r.get("train_time_s", 0.0) for r in raw),
                "train_images_per_s": last.get("train_images_per_s"), **cfg}
         row.update({k: final.get(k, last.get(k)) for k in _FINAL_KEYS})
         for k in ("s", "max_m", "lam", "gamma"):   # the values used, not None = "default"
@@ -88,7 +136,7 @@ def load_curves(path: str | Path) -> pd.DataFrame:
     """Per-epoch metrics of every trial, long format (trial_id, epoch, metric, value)."""
     rows = []
     for d in trial_dirs(path):
-        for r in read_results(d):
+        for r in epoch_rows(read_results(d)):
             for k, v in r.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
                     rows.append({"trial_id": r.get("trial_id", d.name), "epoch": r.get("epoch"),

@@ -118,6 +118,7 @@ class Trainer:
         self.status = "running"
         self.best = {"best_test_top1": math.nan, "best_epoch": 0}   # NaN until evaluated
         self.last_metrics: dict = {}
+        self.history: list[dict] = []   # every epoch's metrics: a resumed trial can re-report
 
     # ---- one epoch ------------------------------------------------------------------
     def _autocast(self):
@@ -199,6 +200,7 @@ class Trainer:
             m["status"] = self.status
             m["done"] = self.status != "running"
             self.last_metrics = m
+            self.history.append(_plain(m))
             yield m
 
     def fit(self) -> dict:
@@ -212,7 +214,7 @@ class Trainer:
         """Plain tensors, numbers, strings, lists and dicts only (weights_only loading)."""
         return {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(), "epoch": self.epoch,
                 "status": self.status, "best": dict(self.best),
-                "last_metrics": _plain(self.last_metrics),
+                "last_metrics": _plain(self.last_metrics), "history": list(self.history),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "loss": self.criterion.state_dict(), "rng": rng_state(),
                 "provenance": provenance()}
@@ -231,6 +233,7 @@ class Trainer:
         self.epoch, self.status = int(state["epoch"]), state["status"]
         self.best = dict(state["best"])
         self.last_metrics = dict(state.get("last_metrics") or {})
+        self.history = [dict(h) for h in state.get("history") or []]
 
     def save(self, path) -> None:
         """Write atomically (temp file + rename): a crash never leaves a half-written file."""

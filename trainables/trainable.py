@@ -21,7 +21,7 @@ CHECKPOINT_FILE = "trial.pt"
 log = logging.getLogger(__name__)
 
 
-FAULT_ENV = "ELM_INJECT_FAULT"   # "EPOCH:MARKER_FILE[:kill]", for fault-tolerance tests
+FAULT_ENV = "ELM_INJECT_FAULT"   # "EPOCH:MARKER_FILE[:kill|:kill-mid]", for fault tests
 
 
 class TrialSetupError(RuntimeError):
@@ -36,9 +36,10 @@ def trial_static_fields(cfg: TrialConfig) -> dict:
             "drw_epoch_used": cfg.schedule()["drw_epoch"], **provenance()}
 
 
-def maybe_inject_fault(epoch: int, trial_id: str = "") -> None:
-    """Fail ONCE per marker file after reporting ``epoch`` (raise, or SIGKILL the worker with
-    ':kill'). Lets tests exercise Tune's retry-from-checkpoint with the real trainable."""
+def maybe_inject_fault(epoch: int, trial_id: str = "", trainer=None) -> None:
+    """Fail ONCE per marker file after reporting ``epoch``: raise; SIGKILL the worker (':kill');
+    or SIGKILL it in the middle of the NEXT epoch, after its first training step ('kill-mid').
+    Lets tests exercise Tune's retry-from-checkpoint with the real trainable."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return
@@ -46,9 +47,31 @@ def maybe_inject_fault(epoch: int, trial_id: str = "") -> None:
     if epoch != int(at) or os.path.exists(marker):
         return
     Path(marker).write_text(trial_id)
+    if how == ["kill-mid"] and trainer is not None:
+        trainer.train_loader = _KillAfterOneBatch(trainer.train_loader)
+        return
     if how == ["kill"]:
         os.kill(os.getpid(), signal.SIGKILL)
     raise RuntimeError(f"injected fault after epoch {epoch} ({FAULT_ENV})")
+
+
+class _KillAfterOneBatch:
+    """Wraps a train loader: the worker dies while fetching the epoch's second batch."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def __len__(self):
+        return len(self._loader)
+
+    def __iter__(self):
+        for i, batch in enumerate(self._loader):
+            if i == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield batch
 
 
 def _node_id() -> str:
@@ -59,32 +82,71 @@ def _node_id() -> str:
         return ""
 
 
-def _trial_dir() -> Path | None:
-    from ray import tune
+def _trial_storage():
+    """(pyarrow filesystem, trial path) of this trial's directory in the study's storage, or
+    None outside Tune. Checkpoints live there, and the result.json that Tune copies back over
+    the driver's staging copy when it restarts a trial: so that copy, not the staging one, says
+    which epochs' rows survive a restart (Ray 2.60 has no public API for this path)."""
     try:
-        d = tune.get_context().get_trial_dir()
-    except Exception:   # not inside Tune, or remote storage without a local path
+        from ray.train._internal.session import get_storage
+        storage = get_storage()
+        return storage.storage_filesystem, storage.trial_fs_path
+    except Exception:   # not inside Tune, or Ray moved the private API
         return None
-    return Path(d) if d and "://" not in str(d) and Path(d).is_dir() else None
 
 
-def _on_disk(trial_dir: Path | None) -> list[Path]:
-    return sorted(trial_dir.glob(f"checkpoint_*/{CHECKPOINT_FILE}")) if trial_dir else []
+def _on_disk(where) -> list:
+    """Checkpoint files under the trial's storage directory, oldest first."""
+    if where is None:
+        return []
+    import pyarrow.fs as pafs
+    fs, path = where
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except OSError:
+        return []
+    dirs = sorted(i.path for i in infos
+                  if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_"))
+    return [(fs, f"{d}/{CHECKPOINT_FILE}") for d in dirs]
 
 
-def _reported_epochs(trial_dir: Path | None) -> set:
-    """Epochs already in the trial's result.json (written by the driver as results arrive)."""
+def _reported_epochs(where) -> set | None:
+    """Epochs in the trial's stored result.json; None when it cannot be read."""
     import json
-    path = trial_dir / "result.json" if trial_dir else None
-    if path is None or not path.exists():
+    if where is None:
+        return None
+    fs, path = where
+    try:
+        with fs.open_input_stream(f"{path}/result.json") as f:
+            text = f.read().decode()
+    except FileNotFoundError:
         return set()
+    except OSError:
+        return None
     epochs = set()
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             epochs.add(json.loads(line).get("epoch"))
         except json.JSONDecodeError:
             continue
     return epochs
+
+
+def _load_any(src) -> dict:
+    """Load a local path, or a (filesystem, path) pair through a local temporary copy."""
+    from trainables.engine import load_checkpoint
+    if not isinstance(src, tuple):
+        return load_checkpoint(src)
+    fs, path = src
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / CHECKPOINT_FILE
+        try:
+            with fs.open_input_stream(path) as f:
+                local.write_bytes(f.read())
+        except OSError as e:
+            from trainables.engine import CheckpointError
+            raise CheckpointError(f"checkpoint {path} is unreadable ({e})") from e
+        return load_checkpoint(local)
 
 
 def newest_good_state(paths) -> dict | None:
@@ -93,11 +155,11 @@ def newest_good_state(paths) -> dict | None:
     Tune restores the checkpoint its experiment state recorded, which can be older than the
     newest on disk when the driver died between saves; and a truncated or corrupted file must
     fall back to the previous good one rather than crash the study."""
-    from trainables.engine import CheckpointError, load_checkpoint
+    from trainables.engine import CheckpointError
     best = None
     for p in paths:
         try:
-            state = load_checkpoint(p)
+            state = _load_any(p)
         except CheckpointError as e:
             log.warning("skipping checkpoint: %s", e)
             continue
@@ -118,8 +180,8 @@ def train_trial(config: dict) -> None:
         raise TrialSetupError(f"trial could not start on node {socket.gethostname()}: "
                               f"{e}") from None
     static = {**trial_static_fields(cfg), "node_id": _node_id()}
-    trial_dir = _trial_dir()
-    on_disk = _on_disk(trial_dir)
+    where = _trial_storage()
+    on_disk = _on_disk(where)
     checkpoint, tune_epoch = tune.get_checkpoint(), 0
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
@@ -130,14 +192,28 @@ def train_trial(config: dict) -> None:
         state = newest_good_state(on_disk)
     if state is not None:
         trainer.load_state_dict(state)
-        if (state["epoch"] > tune_epoch and state.get("last_metrics")
-                and state["epoch"] not in _reported_epochs(trial_dir)):
-            # saved on disk but its result never reached Tune (the worker died in between):
-            # report it now, or that epoch's row would be missing from the results
-            _report(tune, trainer, {**state["last_metrics"], **static}, cfg, force=True)
+    static["resumed_from_epoch"] = trainer.epoch      # 0: a fresh start; shows retries in rows
+    if state is not None:
+        _report_lost_epochs(tune, trainer, state, tune_epoch, _reported_epochs(where), static,
+                            cfg)
     for m in trainer.epochs():
         _report(tune, trainer, {**m, **static}, cfg)
-        maybe_inject_fault(m["epoch"], tune.get_context().get_trial_id())
+        maybe_inject_fault(m["epoch"], tune.get_context().get_trial_id(), trainer)
+
+
+def _report_lost_epochs(tune, trainer, state, tune_epoch, stored, static, cfg) -> None:
+    """Re-report epochs the restored checkpoint trained whose rows are not in the stored
+    result.json: a worker killed after reporting, or a driver killed before syncing, loses
+    them (Tune restores result.json from storage on restart), and a study must not have
+    holes in its curves. The restored epoch's row carries a checkpoint, as the original did."""
+    history = state.get("history") or ([state["last_metrics"]] if state.get("last_metrics")
+                                       else [])
+    if stored is None:   # storage unreadable: only what Tune cannot know about
+        lost = [h for h in history if h.get("epoch", 0) > tune_epoch]
+    else:
+        lost = [h for h in history if h.get("epoch") not in stored]
+    for h in lost:
+        _report(tune, trainer, {**h, **static}, cfg, force=h.get("epoch") == state["epoch"])
 
 
 def _report(tune, trainer, metrics: dict, cfg: TrialConfig, force: bool = False) -> None:

@@ -70,6 +70,16 @@ def test_partial_and_killed_study_loads_with_statuses(study, tmp_path):
     copy = tmp_path / "partial"
     shutil.copytree(study, copy)
     dirs = trial_dirs(copy)
+    ids = [read_results(d)[-1]["trial_id"] for d in dirs]
+    # the driver was killed: Tune's state still says RUNNING for the first three trials
+    (state,) = copy.glob("experiment_state-*.json")
+    data = json.loads(state.read_text())
+    for entry in data["trial_data"]:
+        trial = json.loads(entry[0])
+        if trial["trial_id"] in ids[:3]:
+            trial["status"] = "RUNNING"
+        entry[0] = json.dumps(trial)
+    state.write_text(json.dumps(data))
     (dirs[0] / "result.json").write_text("")                       # started, nothing reported
     first = json.loads((dirs[1] / "result.json").read_text().splitlines()[0])
     first["status"], first["done"] = "running", False
@@ -82,6 +92,13 @@ def test_partial_and_killed_study_loads_with_statuses(study, tmp_path):
     assert df.loc[str(dirs[2]), "status"] == "errored"
     agg = aggregate(df.reset_index(), "final_top1")
     assert agg["incomplete"].any() and (agg["n"] <= 3).all()
+    # Tune TERMINATED a trial before its last epoch (as ASHA does): stopped, not running
+    first = json.loads((dirs[3] / "result.json").read_text().splitlines()[0])
+    first["status"], first["done"] = "running", False                # (the study has 1 epoch)
+    (dirs[3] / "result.json").write_text(json.dumps(first) + "\n")
+    df = load_study(copy).set_index("trial_dir")
+    assert df.loc[str(dirs[3]), "status"] == "stopped"
+    assert df.loc[str(dirs[0]), "status"] == "running"
 
 
 def test_table1_puts_each_value_in_its_cell():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from analysis.collect import load_study, read_results, trial_dirs
+from analysis.collect import load_curves, load_study, read_results, trial_dirs
 from trainables.config import TrialConfig
 from trainables.engine import Trainer
 from trainables.trainable import newest_good_state
@@ -32,20 +32,11 @@ def run(args, env, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_sigkilled_worker_is_retried_and_ends_like_an_uninterrupted_run(tmp_path, env):
-    marker = tmp_path / "killed"
-    env["ELM_INJECT_FAULT"] = f"2:{marker}:kill"        # SIGKILL the worker after epoch 2
-    p = run(["run", "smoke", "--storage", str(tmp_path), "--name", "kill", "--seeds", "0",
-             "--set", "epochs=4", "--max-concurrent", "1"], env)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    killed = marker.read_text().strip()
-    rows = {read_results(d)[-1]["trial_id"]: read_results(d) for d in trial_dirs(tmp_path / "kill")}
-    assert killed in rows and [r["epoch"] for r in rows[killed]] == [1, 2, 3, 4]
-    # the same config trained without interruption in-process gives the same final metrics
-    params = next(d for d in trial_dirs(tmp_path / "kill")
-                  if read_results(d)[-1]["trial_id"] == killed)
+def _same_as_uninterrupted(study: Path, trial_id: str, final: dict) -> None:
+    """The trial's config trained without interruption in-process ends with the same metrics."""
     import json
     from trainables.methods import flatten_trial
+    params = next(d for d in trial_dirs(study) if read_results(d)[-1]["trial_id"] == trial_id)
     cfg = TrialConfig.from_dict(flatten_trial(json.loads((params / "params.json").read_text())))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)          # as the 1-CPU Ray trial: reductions depend on threads
@@ -53,8 +44,48 @@ def test_sigkilled_worker_is_retried_and_ends_like_an_uninterrupted_run(tmp_path
         clean = Trainer(cfg).fit()
     finally:
         torch.set_num_threads(threads)
-    assert rows[killed][-1]["test_top1"] == clean["test_top1"]
-    assert rows[killed][-1]["train_loss"] == clean["train_loss"]
+    assert final["test_top1"] == clean["test_top1"]
+    assert final["train_loss"] == clean["train_loss"]
+
+
+def test_sigkilled_worker_is_retried_and_ends_like_an_uninterrupted_run(tmp_path, env):
+    marker = tmp_path / "killed"
+    env["ELM_INJECT_FAULT"] = f"2:{marker}:kill"   # SIGKILL right after epoch 2's report
+    p = run(["run", "smoke", "--storage", str(tmp_path), "--name", "kill", "--seeds", "0",
+             "--set", "epochs=4", "--max-concurrent", "1"], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    killed = marker.read_text().strip()
+    rows = {read_results(d)[-1]["trial_id"]: read_results(d) for d in trial_dirs(tmp_path / "kill")}
+    # Tune restores result.json from storage on restart; epoch 2's row must survive that
+    assert killed in rows and [r["epoch"] for r in rows[killed]] == [1, 2, 3, 4]
+    _same_as_uninterrupted(tmp_path / "kill", killed, rows[killed][-1])
+
+
+def test_worker_sigkilled_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, env):
+    marker = tmp_path / "killed"
+    env["ELM_INJECT_FAULT"] = f"3:{marker}:kill-mid"   # SIGKILL inside epoch 4's training
+    p = run(["run", "smoke", "--storage", str(tmp_path), "--name", "mid", "--seeds", "0",
+             "--set", "epochs=5", "--set", "checkpoint_every=2", "--max-concurrent", "1"], env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    killed = marker.read_text().strip()
+    study = tmp_path / "mid"
+    rows = {read_results(d)[-1]["trial_id"]: read_results(d) for d in trial_dirs(study)}
+    epochs = [r["epoch"] for r in rows[killed]]
+    # restarted from the epoch-2 checkpoint, not from scratch: 1 and 2 are never retrained;
+    # epoch 3's first row is there twice, or once when Tune's restore of result.json from
+    # storage dropped the row reported after the last sync
+    assert rows[killed][-1]["resumed_from_epoch"] == 2
+    assert epochs.count(1) == 1 and epochs.count(2) == 1 and epochs.count(3) in (1, 2), epochs
+    assert epochs[-2:] == [4, 5], epochs
+    df = load_study(study)
+    assert set(df["status"]) == {"terminated"} and (df["epochs_done"] == 5).all()
+    curves = load_curves(study)
+    kc = curves[(curves.trial_id == killed) & (curves.metric == "train_loss")]
+    assert list(kc["epoch"]) == [1, 2, 3, 4, 5]          # analysis sees one row per epoch
+    # ... and the row kept for epoch 3 is the retrained one, which the final model went through
+    assert kc[kc.epoch == 3]["value"].item() == [r for r in rows[killed]
+                                                 if r["epoch"] == 3][-1]["train_loss"]
+    _same_as_uninterrupted(study, killed, rows[killed][-1])
 
 
 def test_corrupted_checkpoint_falls_back_to_the_previous_good_one(tmp_path):

@@ -108,3 +108,46 @@ def test_killed_driver_is_finished_by_resume(tmp_path, env):
         assert [r["status"] for r in results].count("finished") == 1, d.name   # exactly once
         if d.name in finished_before:
             assert len(results) == finished_before[d.name], f"{d.name} was retrained"
+
+
+def test_killed_driver_of_an_optuna_asha_study_is_finished_by_resume(tmp_path, env):
+    """Optuna (TPE, sqlite) + ASHA: after a SIGKILLed driver, `resume` ends with exactly the
+    study's num_samples trials, each terminated or stopped early by ASHA, none errored, and
+    no trial's curve has holes; Optuna's own database holds the same trials."""
+    study = tmp_path / "opt"
+    args = ("run", "optuna_elm", "--storage", str(tmp_path), "--name", "opt", "--option",
+            "dataset=synthetic", "--option", "ratio=10", "--option", "num_samples=5",
+            "--set", "epochs=4", "--set", "checkpoint_every=1", "--set", "eval_every=1",
+            "--set", "batch_size=32", "--max-concurrent", "2")
+    driver = subprocess.Popen(study_cmd(*args), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    seen, deadline = 0, time.time() + 300
+    try:
+        while time.time() < deadline:   # kill once trials are under way
+            dirs = trial_dirs(study) if study.exists() else []
+            seen = sum(len(read_results(d)) for d in dirs)
+            if len(dirs) >= 2 and seen >= 3:
+                break
+            time.sleep(0.2)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    assert seen >= 3, "the study never got under way"
+    p = subprocess.run(study_cmd("resume", "opt", "--storage", str(tmp_path)), env=env,
+                       cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    df = load_study(study)
+    assert len(df) == 5, df[["trial_id", "status"]]
+    assert set(df["status"]) <= {"terminated", "stopped"}, df[["trial_id", "status"]]
+    assert (df.loc[df.status == "terminated", "epochs_done"] == 4).all()
+    assert (df.loc[df.status == "stopped", "epochs_done"] < 4).all()
+    for d in trial_dirs(study):
+        epochs = sorted({r["epoch"] for r in read_results(d)})
+        assert epochs == list(range(1, epochs[-1] + 1)), (d.name, epochs)
+    import optuna
+    storage = optuna.storages.RDBStorage(f"sqlite:///{study / 'optuna.db'}")
+    trials = optuna.load_study(study_name="opt", storage=storage).trials
+    finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) == 5, [(t.number, t.state) for t in trials]
+    assert sorted(round(t.params["lam"], 9) for t in finished) == sorted(
+        round(x, 9) for x in df["lam"])

@@ -63,6 +63,15 @@ def stop(sids) -> None:
             pass
 
 
+def agent_ports() -> list[str]:
+    """Each node's dashboard agent on its own free port: the default (52365) is one fixed
+    port, so two nodes on one machine, or any other Ray still holding it, leave the job
+    server with no agent ("No available agent to submit job")."""
+    return ["--dashboard-agent-listen-port", str(free_port()),
+            "--dashboard-agent-grpc-port", str(free_port()),
+            "--metrics-export-port", str(free_port())]
+
+
 @pytest.fixture
 def cluster():
     tmp = tempfile.mkdtemp(prefix="rc", dir="/tmp")
@@ -74,7 +83,7 @@ def cluster():
         ["setsid", RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
          "--num-cpus", "1", "--num-gpus", "0", "--temp-dir", f"{tmp}/head",
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
-         "--include-dashboard", "true", "--disable-usage-stats"],
+         "--include-dashboard", "true", "--disable-usage-stats", *agent_ports()],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         sids.add(head.pid)
@@ -83,7 +92,7 @@ def cluster():
         worker = subprocess.Popen(
             ["setsid", sys.executable, "-c", LOOPBACK_RAY, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address",
              "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0", "--temp-dir", f"{tmp}/worker",
-             "--disable-usage-stats"],
+             "--disable-usage-stats", *agent_ports()],
             # the joining node must be told that a second node on loopback is intended
             env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
@@ -106,13 +115,15 @@ def test_study_submitted_as_a_job_runs_on_both_nodes(cluster, tmp_path):
     assert binds and all(b.startswith(("127.0.0.1", "[::1]", "localhost")) for b in binds), binds
     runtime_env = json.dumps({"working_dir": str(REPO), "excludes": [
         ".venv", "data", "results", ".git", "**/__pycache__"]})
-    for _ in range(60):     # the job agent comes up a little after `ray start` returns
+    deadline = time.time() + 180
+    while True:     # the job agent comes up a little after `ray start` returns
         p = subprocess.run(
             [RAY, "job", "submit", "--address", cluster["dashboard"], "--runtime-env-json",
              runtime_env, "--", sys.executable, "-m", "study", "run", "smoke", "--address",
              "auto", "--storage", str(tmp_path), "--name", "twonode"],
             env=env, capture_output=True, text=True, timeout=600)
-        if "No available agent to submit job" not in p.stdout + p.stderr:
+        if ("No available agent to submit job" not in p.stdout + p.stderr
+                or time.time() > deadline):
             break
         time.sleep(2)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
