@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench profile clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,9 @@ demo: $(STAMP) fashion-mnist
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
+
+profile: $(STAMP)
+	$(BIN)/python bench/profile_step.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
