@@ -114,18 +114,23 @@ def shot_groups(df: pd.DataFrame, out) -> Path:
 
 
 def learning_curves(curves: pd.DataFrame, df: pd.DataFrame, out,
-                    metric: str = "test_top1") -> Path:
-    """``metric`` per epoch, mean with a ± std band over seeds, one line per method."""
-    c = curves[curves["metric"] == metric].merge(df[["trial_id", "method"]], on="trial_id")
-    c = c.drop_duplicates(["trial_id", "epoch"], keep="last")   # a resumed epoch counts once
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for m, part in c.groupby("method", sort=False):
-        s = part.groupby("epoch")["value"].agg(["mean", "std"]).fillna(0)
-        ax.plot(s.index, s["mean"], label=m)
-        ax.fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], alpha=0.2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.legend(fontsize=8)
+                    metric=("test_top1", "train_loss")) -> Path:
+    """Per-epoch curves, mean with a ± std band over seeds, one line per method; one panel
+    per metric (test accuracy exists only at evaluated epochs, train loss at every epoch)."""
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    metrics = [m for m in metrics if (curves["metric"] == m).any()] or metrics[:1]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
+        c = curves[curves["metric"] == name].merge(df[["trial_id", "method"]], on="trial_id")
+        c = c.drop_duplicates(["trial_id", "epoch"], keep="last")   # a resumed epoch once
+        for m, part in c.groupby("method", sort=False):
+            s = part.groupby("epoch")["value"].agg(["mean", "std"]).fillna(0)
+            ax.plot(s.index, s["mean"], marker="o", ms=3, label=m)
+            ax.fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     return _save(fig, out)
 
 

@@ -61,6 +61,13 @@ def build_report(study, out=None) -> Path:
         sbs = tables.side_by_side(cifar)
         md += ["## Ours vs. the paper", "", _md_table(sbs), ""]
         sbs.to_csv(out / "vs_paper.csv", index=False)
+    for dataset, title in (("imagenet_lt", "Table II layout (ImageNet-LT)"),
+                           ("places_lt", "Table III layout (Places-LT)")):
+        if (df["dataset"] == dataset).any():
+            frame = tables.large_scale_frame(df, dataset)
+            md += [f"## {title}", "", "Final-epoch test top-1/3/5, mean over seeds; the "
+                   "paper's values beside.", "", _md_table(frame.reset_index()), ""]
+            frame.to_csv(out / f"{dataset}_table.csv")
     figures = []
     if df["loss"].isin(["elm", "elm_wo_dy"]).any() and df["lam"].nunique() >= 2:
         figures.append(("λ ablation", plots.lambda_ablation(df, out / "lambda_ablation")))

@@ -16,26 +16,9 @@ from trainables.models import create_model
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lt_splits"
 
 
-def fabricate_tree(root: Path, classes: int = 365, per_class_train=(1,), test_per_class=1):
-    """A tiny image tree with lists in the real format (Places-LT: 365 classes)."""
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    lines = {"train": [], "test": []}
-    for split, per in (("train", per_class_train), ("test", (test_per_class,))):
-        for c in range(classes):
-            for k in range(per[c % len(per)]):
-                rel = f"{split}/class_{c:03d}/{k:04d}.jpg"
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / rel)
-                lines[split].append(f"{rel} {c}")
-    for split, ls in lines.items():
-        (root / f"Places_LT_{split}.txt").write_text("\n".join(ls) + "\n")
-    return root
-
-
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return fabricate_tree(tmp_path_factory.mktemp("places"))
+def tree(places_tree):          # tests/conftest.py: a tiny tree in Places-LT's real format
+    return places_tree
 
 
 @pytest.mark.skipif(not (SHARED / "Places_LT" / "Places_LT_train.txt").exists(),
