@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--variants", default="fp32,bf16+channels_last,bf16+channels_last+compile")
+    p.add_argument("--variants",
+                   default="fp32,fp32+channels_last,bf16+channels_last,bf16+channels_last+compile")
     p.add_argument("--json", help="write the profiles here as JSON")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
