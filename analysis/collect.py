@@ -54,7 +54,9 @@ def epoch_rows(results: list[dict]) -> list[dict]:
 def tune_statuses(study: str | Path) -> dict:
     """trial_id -> Tune's status (TERMINATED, ERROR, RUNNING, PENDING...) from the newest
     experiment state Tune wrote in the study folder (plain JSON; {} if there is none)."""
-    states = sorted(Path(study).glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    # newest by the timestamp in the name (Tune's own rule): every driver session writes its
+    # own file, and the final sync re-copies older ones, so mtimes do not order them
+    states = sorted(Path(study).glob("experiment_state-*.json"))
     for path in reversed(states):
         try:
             data = json.loads(path.read_text())
