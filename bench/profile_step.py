@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.train_throughput import _sync, baseline, engine, fake_cifar10_lt  # noqa: E402
+from bench.train_throughput import (  # noqa: E402
+    VARIANTS, _sync, baseline, engine, fake_cifar10_lt)
 
 # first match wins; matched against the lower-cased operator / record-function name
 BUCKETS = (
@@ -100,8 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--variants",
-                   default="fp32,fp32+channels_last,bf16+channels_last,bf16+channels_last+compile")
+    p.add_argument("--variants", default=VARIANTS)
     p.add_argument("--json", help="write the profiles here as JSON")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()

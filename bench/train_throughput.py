@@ -35,6 +35,7 @@ from trainables.models import create_model  # noqa: E402
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 EPOCHS = 200
+VARIANTS = "fp32,fp32+channels_last,bf16+channels_last,bf16+channels_last+compile"
 
 
 def fake_cifar10_lt(seed: int = 0):
@@ -185,8 +186,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval-images", type=int, default=2000)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
-    p.add_argument("--variants",
-                   default="fp32,fp32+channels_last,bf16+channels_last,bf16+channels_last+compile")
+    p.add_argument("--variants", default=VARIANTS)
     p.add_argument("--json", help="write the results here as JSON")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()

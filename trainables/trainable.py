@@ -134,7 +134,7 @@ def _reported_epochs(where) -> set | None:
 
 def _load_any(src) -> dict:
     """Load a local path, or a (filesystem, path) pair through a local temporary copy."""
-    from trainables.engine import load_checkpoint
+    from trainables.engine import CheckpointError, load_checkpoint
     if not isinstance(src, tuple):
         return load_checkpoint(src)
     fs, path = src
@@ -144,7 +144,6 @@ def _load_any(src) -> dict:
             with fs.open_input_stream(path) as f:
                 local.write_bytes(f.read())
         except OSError as e:
-            from trainables.engine import CheckpointError
             raise CheckpointError(f"checkpoint {path} is unreadable ({e})") from e
         return load_checkpoint(local)
 
@@ -181,19 +180,17 @@ def train_trial(config: dict) -> None:
                               f"{e}") from None
     static = {**trial_static_fields(cfg), "node_id": _node_id()}
     where = _trial_storage()
-    on_disk = _on_disk(where)
-    checkpoint, tune_epoch = tune.get_checkpoint(), 0
+    checkpoint, known = tune.get_checkpoint(), None
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             known = newest_good_state([Path(d) / CHECKPOINT_FILE])
-            tune_epoch = known["epoch"] if known else 0
-            state = newest_good_state([Path(d) / CHECKPOINT_FILE, *on_disk])
-    else:   # Tune knows none, but a killed driver may have lost track of ones on disk
-        state = newest_good_state(on_disk)
+    tune_epoch = known["epoch"] if known else 0
+    # a killed driver may have lost track of newer checkpoints on disk (Tune's wins ties)
+    on_disk = newest_good_state(_on_disk(where))
+    state = on_disk if on_disk and on_disk["epoch"] > tune_epoch else known
+    static["resumed_from_epoch"] = state["epoch"] if state else 0   # shows retries in rows
     if state is not None:
         trainer.load_state_dict(state)
-    static["resumed_from_epoch"] = trainer.epoch      # 0: a fresh start; shows retries in rows
-    if state is not None:
         _report_lost_epochs(tune, trainer, state, tune_epoch, _reported_epochs(where), static,
                             cfg)
     for m in trainer.epochs():
