@@ -36,10 +36,11 @@ def optuna_elm(*, epochs, seeds, overrides, num_samples=40, dataset="cifar10", i
 
     def make_searcher(study_dir: Path):
         import optuna
-        from ray.tune.search.optuna import OptunaSearch
+
+        from search_spaces.optuna_resumable import ResumableOptunaSearch
         study_dir.mkdir(parents=True, exist_ok=True)
         storage = optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'optuna.db'}")
-        return OptunaSearch(metric="val_top1", mode="max", storage=storage,
+        return ResumableOptunaSearch(metric="val_top1", mode="max", storage=storage,
                             study_name=study_dir.name,
                             sampler=optuna.samplers.TPESampler(seed=int(sampler_seed)))
 

@@ -141,3 +141,29 @@ def test_optuna_space_builds_searcher_with_sqlite_storage_and_asha(tmp_path):
         get_space("optuna_elm", num_samples=0)
     with pytest.raises(ValueError, match="one seed"):
         get_space("optuna_elm", seeds=[0, 1])
+
+
+def test_optuna_searcher_skips_results_of_a_trial_optuna_already_finished(tmp_path):
+    """A driver killed after Optuna's sqlite recorded a trial as finished but before Tune's
+    state did: on resume Tune reruns the trial and its results must not stop the study."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+    space = get_space("optuna_elm", num_samples=2, epochs=4)
+
+    def finished_elsewhere(searcher):
+        searcher.set_search_properties(None, None, space.param_space)
+        assert searcher.suggest("t1") is not None
+        searcher._ot_study.tell(searcher._ot_trials["t1"], 50.0)   # the sqlite is ahead
+        return {"val_top1": 40.0, "training_iteration": 2}
+
+    plain = OptunaSearch(metric="val_top1", mode="max", storage=optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'plain.db'}"), study_name="plain")
+    result = finished_elsewhere(plain)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):   # what Ray alone does
+        plain.on_trial_result("t1", result)
+    ours = space.make_searcher(tmp_path / "study")
+    result = finished_elsewhere(ours)
+    ours.on_trial_result("t1", result)                                 # skipped, no error
+    ours.on_trial_complete("t1", {**result, "done": True})
+    trials = optuna.load_study(study_name="study", storage=ours._storage).trials
+    assert [(t.state, t.value) for t in trials] == [(optuna.trial.TrialState.COMPLETE, 50.0)]
