@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from trainables.config import TrialConfig, parse_value
+from trainables.jsonio import dumps_strict
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
             print(format_line(m), flush=True)
         if out:
             with open(out / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(m) + "\n")
+                fh.write(dumps_strict(m) + "\n")
             if m["done"] or m["epoch"] % cfg.checkpoint_every == 0:
                 trainer.save(out / "last.pt")
     m = trainer.last_metrics

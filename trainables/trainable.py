@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from trainables.config import TrialConfig
+from trainables.jsonio import finite_or_none
 from trainables.methods import flatten_trial, method_label
 from trainables.provenance import provenance
 
@@ -215,6 +216,7 @@ def _report_lost_epochs(tune, trainer, state, tune_epoch, stored, static, cfg) -
 
 def _report(tune, trainer, metrics: dict, cfg: TrialConfig, force: bool = False) -> None:
     """Report one epoch; with a checkpoint every ``checkpoint_every`` epochs and at the end."""
+    metrics = finite_or_none(metrics)    # result.json must be strict JSON: NaN -> null
     if force or metrics["done"] or metrics["epoch"] % cfg.checkpoint_every == 0:
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(Path(tmp) / CHECKPOINT_FILE)
