@@ -37,65 +37,140 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 @dataclass(frozen=True)
 class TrialConfig:
+    # Each field's metadata carries its --help text and its group in `python -m trainables.run
+    # --help` (data, loss, model, schedule, execution): the help is generated from here.
     # ---- data --------------------------------------------------------------------------
-    dataset: str = "cifar10"
-    imb_type: str = "lt"
-    ratio: float = 100.0            # n_max / n_min; 1 = balanced
-    img_max: int | None = None      # images of the head class; None = the dataset's (5000 C10)
-    data_seed: int = 0              # which images are kept (SPEC 4); never varied by "3 runs"
-    val_fraction: float = 0.0       # held out per class from TRAIN, for model selection
-    data_root: str = "./data"
-    download: bool = False          # let torchvision fetch a missing dataset
-    augment: bool = True            # pad-4 random crop + horizontal flip (32×32 datasets)
-    train_list: str | None = None   # split lists of file datasets (default: under data_root)
-    val_list: str | None = None
-    test_list: str | None = None
-    image_size: int | None = None   # file datasets: crop size (None = the dataset's, 224)
-    num_workers: int = 8            # file datasets: DataLoader workers
-    gpu_decode: bool = False        # file datasets: decode JPEGs on the device
+    dataset: str = field(default="cifar10", metadata={
+        "help": "dataset to train on", "group": "data"})
+    imb_type: str = field(default="lt", metadata={
+        "help": "imbalance profile: lt = exponential long tail, step = two class sizes",
+        "group": "data"})
+    ratio: float = field(default=100.0, metadata={
+        "help": "imbalance ratio n_max / n_min; 1 = balanced", "group": "data"})
+    img_max: int | None = field(default=None, metadata={
+        "help": "images of the head class; None = the dataset's (5000 for CIFAR-10)",
+        "group": "data"})
+    data_seed: int = field(default=0, metadata={
+        "help": "which images are kept; never varied by repeated runs", "group": "data"})
+    val_fraction: float = field(default=0.0, metadata={
+        "help": "fraction held out per class from TRAIN, for model selection",
+        "group": "data"})
+    data_root: str = field(default="./data", metadata={
+        "help": "folder holding the dataset (an explicit path is used or refused, never "
+                "replaced)", "group": "data"})
+    download: bool = field(default=False, metadata={
+        "help": "let torchvision fetch a missing dataset", "group": "data"})
+    augment: bool = field(default=True, metadata={
+        "help": "pad-4 random crop + horizontal flip (32x32 datasets)", "group": "data"})
+    train_list: str | None = field(default=None, metadata={
+        "help": "file datasets: train split list (default: under data_root)", "group": "data"})
+    val_list: str | None = field(default=None, metadata={
+        "help": "file datasets: validation split list (default: under data_root)",
+        "group": "data"})
+    test_list: str | None = field(default=None, metadata={
+        "help": "file datasets: test split list (default: under data_root)", "group": "data"})
+    image_size: int | None = field(default=None, metadata={
+        "help": "file datasets: crop size in pixels (None = the dataset's, 224)",
+        "group": "data"})
+    num_workers: int = field(default=8, metadata={
+        "help": "file datasets: DataLoader worker processes", "group": "data"})
+    gpu_decode: bool = field(default=False, metadata={
+        "help": "file datasets: decode JPEGs on the device", "group": "data"})
     # ---- trial -------------------------------------------------------------------------
-    seed: int = 0                   # init, batch order, augmentation
+    seed: int = field(default=0, metadata={
+        "help": "seed of init, batch order and augmentation", "group": "schedule"})
     # ---- loss (None = the loss's own default, see trainables.losses.LOSSES) -------------
-    loss: str = "ce"
-    s: float | None = None
-    max_m: float | None = None
-    lam: float | None = None
-    gamma: float | None = None
-    reg_lambda: float | None = None
-    alpha: float | None = None
-    eps: float | None = None
-    mu: float | None = None
-    ldam: bool | None = None
-    faithful: bool | None = None
-    ib_start_epoch: int | None = None   # 0-based, in recipe epochs (scaled like milestones)
-    drw: bool = False
-    drw_epoch: int | None = None        # 0-based, in recipe epochs; None = first LR milestone
-    drw_beta: float = 0.9999
+    loss: str = field(default="ce", metadata={
+        "help": "loss function", "group": "loss"})
+    s: float | None = field(default=None, metadata={
+        "help": "logit scale (margin losses); None = the loss's default", "group": "loss"})
+    max_m: float | None = field(default=None, metadata={
+        "help": "largest class margin (LDAM/ELM); None = the loss's default", "group": "loss"})
+    lam: float | None = field(default=None, metadata={
+        "help": "ELM: weight of the embedding margin term; None = the loss's default",
+        "group": "loss"})
+    gamma: float | None = field(default=None, metadata={
+        "help": "focal gamma / EQLv2 gamma / MM-LDAM gamma (meaning depends on --loss); None "
+                "= the loss's default", "group": "loss"})
+    reg_lambda: float | None = field(default=None, metadata={
+        "help": "regulariser weight (losses that take one); None = the loss's default",
+        "group": "loss"})
+    alpha: float | None = field(default=None, metadata={
+        "help": "EQLv2 alpha / IB alpha (meaning depends on --loss); None = the loss's "
+                "default", "group": "loss"})
+    eps: float | None = field(default=None, metadata={
+        "help": "numerical epsilon of the loss; None = the loss's default", "group": "loss"})
+    mu: float | None = field(default=None, metadata={
+        "help": "EQLv2 sigmoid centre mu; None = the loss's default", "group": "loss"})
+    ldam: bool | None = field(default=None, metadata={
+        "help": "add LDAM class margins (losses that offer it); None = the loss's default",
+        "group": "loss"})
+    faithful: bool | None = field(default=None, metadata={
+        "help": "follow the reference code where it differs from the paper; None = the "
+                "loss's default", "group": "loss"})
+    ib_start_epoch: int | None = field(default=None, metadata={
+        "help": "IB: 0-based epoch the IB term starts, in recipe epochs (scaled like "
+                "milestones)", "group": "loss"})
+    drw: bool = field(default=False, metadata={
+        "help": "deferred re-weighting by class-balanced weights", "group": "loss"})
+    drw_epoch: int | None = field(default=None, metadata={
+        "help": "0-based DRW start, in recipe epochs; None = the first LR milestone",
+        "group": "loss"})
+    drw_beta: float = field(default=0.9999, metadata={
+        "help": "DRW class-balanced beta (effective number of samples)", "group": "loss"})
     # ---- model -------------------------------------------------------------------------
-    model: str = "resnet32"
-    head: str = "auto"                  # auto: cosine for margin losses, linear otherwise
-    init_weights: str | None = None     # a local state_dict to start from (resnet50)
+    model: str = field(default="resnet32", metadata={
+        "help": "network architecture", "group": "model"})
+    head: str = field(default="auto", metadata={
+        "help": "classifier head; auto = cosine for margin losses, linear otherwise",
+        "group": "model"})
+    init_weights: str | None = field(default=None, metadata={
+        "help": "a local state_dict file to start from (resnet50)", "group": "model"})
     # ---- optimisation (LDAM-DRW's CIFAR recipe) ----------------------------------------
-    epochs: int = 200
-    recipe_epochs: int = 200            # the length milestones/DRW/IB epochs are written for
-    batch_size: int = 128
-    eval_batch_size: int | None = None  # None: 1000 on a GPU, 100 on CPU (2x faster there)
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    nesterov: bool = False
-    warmup_epochs: int = 5              # linear warm-up: lr * e / warmup for 1-based e <= warmup
-    lr_milestones: tuple[int, ...] = (160, 180)   # 0-based epochs from which a factor applies
-    lr_factors: tuple[float, ...] = (0.01, 0.0001)  # absolute multipliers of lr, not cumulative
+    epochs: int = field(default=200, metadata={
+        "help": "epochs to train", "group": "schedule"})
+    recipe_epochs: int = field(default=200, metadata={
+        "help": "the length milestones/DRW/IB epochs are written for (they scale to "
+                "--epochs)", "group": "schedule"})
+    batch_size: int = field(default=128, metadata={
+        "help": "training batch size (images)", "group": "schedule"})
+    eval_batch_size: int | None = field(default=None, metadata={
+        "help": "evaluation batch size; None = 1000 on a GPU, 100 on CPU (2x faster there)",
+        "group": "schedule"})
+    optimizer: str = field(default="sgd", metadata={
+        "help": "optimizer", "group": "schedule"})
+    lr: float = field(default=0.1, metadata={
+        "help": "base learning rate (SGD)", "group": "schedule"})
+    momentum: float = field(default=0.9, metadata={
+        "help": "SGD momentum", "group": "schedule"})
+    weight_decay: float = field(default=2e-4, metadata={
+        "help": "L2 weight decay", "group": "schedule"})
+    nesterov: bool = field(default=False, metadata={
+        "help": "Nesterov momentum", "group": "schedule"})
+    warmup_epochs: int = field(default=5, metadata={
+        "help": "linear warm-up epochs: lr * e / warmup for 1-based e <= warmup",
+        "group": "schedule"})
+    lr_milestones: tuple[int, ...] = field(default=(160, 180), metadata={
+        "help": "0-based epochs from which a factor applies (comma separated)",
+        "group": "schedule"})
+    lr_factors: tuple[float, ...] = field(default=(0.01, 0.0001), metadata={
+        "help": "absolute multipliers of lr, one per milestone, not cumulative",
+        "group": "schedule"})
     # ---- execution ---------------------------------------------------------------------
-    device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    eval_every: int = 1
-    checkpoint_every: int = 10
-    extra: dict = field(default_factory=dict, compare=False, hash=False)  # free-form user notes
+    device: str = field(default="auto", metadata={
+        "help": "auto, cpu, cuda, cuda:N or mps", "group": "execution"})
+    precision: str = field(default="fp32", metadata={
+        "help": "numeric precision of the forward pass", "group": "execution"})
+    channels_last: bool = field(default=False, metadata={
+        "help": "NHWC memory format (same numbers, often faster)", "group": "execution"})
+    compile: bool = field(default=False, metadata={
+        "help": "torch.compile the model", "group": "execution"})
+    eval_every: int = field(default=1, metadata={
+        "help": "evaluate every N epochs", "group": "execution"})
+    checkpoint_every: int = field(default=10, metadata={
+        "help": "save a checkpoint every N epochs", "group": "execution"})
+    extra: dict = field(default_factory=dict, compare=False, hash=False, metadata={
+        "help": "free-form user notes", "group": "execution"})
 
     def __post_init__(self):
         _validate(self)
