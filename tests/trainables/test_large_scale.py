@@ -1,5 +1,5 @@
 """ImageNet-LT / Places-LT: split lists, validation, ResNet-50, the recipe, a CLI epoch."""
-from pathlib import Path
+import gzip
 
 import numpy as np
 import pytest
@@ -9,11 +9,10 @@ from trainables.config import TrialConfig
 from trainables.data.build import build_data, make_loaders
 from trainables.data.large_scale import (decode_batch, read_split_list, shot_counts,
                                          validate_split)
+from trainables.data.lt_splits import available, expected_sha256, sha256_of, shipped_list
 from trainables.losses import create_loss
 from trainables.metrics import shot_group_of
 from trainables.models import create_model
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lt_splits"
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +20,8 @@ def tree(places_tree):          # tests/conftest.py: a tiny tree in Places-LT's 
     return places_tree
 
 
-@pytest.mark.skipif(not (SHARED / "Places_LT" / "Places_LT_train.txt").exists(),
-                    reason="../shared/data/lt_splits is not beside the checkout")
 def test_real_places_lt_train_list_statistics():
-    split = read_split_list(SHARED / "Places_LT" / "Places_LT_train.txt")
+    split = read_split_list(shipped_list("Places_LT_train"))      # shipped, gzipped
     counts = split.counts(365)
     assert len(split.paths) == 62_500 and max(counts) == 4980 and min(counts) == 5
     assert sum(n > 0 for n in counts) == 365
@@ -32,6 +29,33 @@ def test_real_places_lt_train_list_statistics():
     groups = shot_group_of(counts)
     assert (groups.count("many"), groups.count("medium"), groups.count("few")) == (131, 163, 71)
     validate_split(split, "/nonexistent", 365, check_files=False)
+
+
+@pytest.mark.parametrize("name, lines, classes, per_class", [
+    ("Places_LT_val", 7_300, 365, 20), ("Places_LT_test", 36_500, 365, 100),
+    ("ImageNet_LT_val", 20_000, 1000, 20), ("ImageNet_LT_test", 50_000, 1000, 50)])
+def test_shipped_balanced_lists(name, lines, classes, per_class):
+    split = read_split_list(shipped_list(name))
+    assert len(split.paths) == lines and split.counts(classes) == [per_class] * classes
+
+
+def test_shipped_lists_match_their_checksums():
+    want = expected_sha256()
+    assert sorted(want) == sorted(f"{n}.txt" for n in available()) and len(want) == 5
+    for name in available():
+        assert sha256_of(name) == want[f"{name}.txt"], name
+    with pytest.raises(FileNotFoundError, match="shipped: ImageNet_LT_test"):
+        shipped_list("ImageNet_LT_train")
+
+
+def test_plain_and_gzipped_lists_read_the_same(tmp_path):
+    text = "a/1.jpg 0\nb/2.jpg 3\n\nc d/3.jpg 1\n"
+    (tmp_path / "l.txt").write_text(text)
+    with gzip.open(tmp_path / "l.txt.gz", "wt") as f:
+        f.write(text)
+    plain, packed = (read_split_list(tmp_path / n) for n in ("l.txt", "l.txt.gz"))
+    assert plain.paths == packed.paths == ["a/1.jpg", "b/2.jpg", "c d/3.jpg"]
+    assert plain.labels == packed.labels == [0, 3, 1]
 
 
 def test_missing_file_and_bad_label_are_reported(tree, tmp_path):

@@ -1,8 +1,9 @@
 """ImageNet-LT / Places-LT: images on disk listed by split files (``relative/path label``).
 
-The images are the user's; the lists are the public OLTR ones (ImageNet_LT_train.txt is not
-redistributed here: the user passes its path). Lists are validated before training: missing
-files (count and the first few paths) and labels out of range are errors that say where.
+The images are the user's; the lists are the public OLTR ones, shipped gzipped in
+``trainables/data/lt_splits`` (except ImageNet_LT_train.txt: the user passes its path). Lists
+are validated before training: missing files (count and the first few paths) and labels out
+of range are errors that say where.
 Loading uses a DataLoader with workers, pinned memory and persistent workers; augmentation is
 SPEC 6 (RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0); test Resize + CenterCrop).
 With ``gpu_decode`` the workers only read bytes and JPEGs are decoded batched on the device.
@@ -32,12 +33,13 @@ class SplitList:
 
 
 def read_split_list(path, name: str | None = None) -> SplitList:
-    """Parse a ``relative/path label`` list; malformed lines are reported by number."""
+    """Parse a ``relative/path label`` list (plain or ``.gz``); malformed lines are reported
+    by number."""
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"split list {path} does not exist")
     paths, labels, bad = [], [], []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.rsplit(maxsplit=1)
@@ -50,6 +52,15 @@ def read_split_list(path, name: str | None = None) -> SplitList:
         raise ValueError(f"{path}: {len(bad)} malformed line(s) (want 'relative/path label'), "
                          f"first at line(s) {bad[:5]}")
     return SplitList(name or path.name, paths, labels)
+
+
+def _read_text(path: Path) -> str:
+    # the shipped lists (trainables/data/lt_splits) are gzipped; users' lists usually are not
+    if path.suffix == ".gz":
+        import gzip
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return f.read()
+    return path.read_text()
 
 
 def validate_split(split: SplitList, root, num_classes: int, check_files: bool = True) -> None:
