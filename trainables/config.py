@@ -25,7 +25,7 @@ HEADS = ("auto", "linear", "cosine")
 IMB_TYPES = ("lt", "step")
 OPTIMIZERS = ("sgd",)
 LOSS_HPARAMS = ("s", "max_m", "lam", "gamma", "reg_lambda", "alpha", "eps", "mu", "ldam",
-                "faithful", "ib_start_epoch")
+                "faithful", "ib_start_epoch", "tau")
 LARGE_SCALE_DATASETS = ("imagenet_lt", "places_lt")
 # SPEC 6: ResNet-50, batch 256, 90 epochs, ×0.1 at 50/70/85 (0-based, as torch's MultiStepLR),
 # 5 warm-up epochs; DRW from the first decay (the paper does not say).
@@ -111,6 +111,9 @@ class TrialConfig:
     ib_start_epoch: int | None = field(default=None, metadata={
         "help": "IB: 0-based epoch the IB term starts, in recipe epochs (scaled like "
                 "milestones)", "group": "loss"})
+    tau: float | None = field(default=None, metadata={
+        "help": "logit_adjust: τ of CE(z + τ·log π, y), π the training prior (1.0 = Balanced "
+                "Softmax)", "group": "loss"})
     drw: bool = field(default=False, metadata={
         "help": "deferred re-weighting by class-balanced weights", "group": "loss"})
     drw_epoch: int | None = field(default=None, metadata={
@@ -380,7 +383,8 @@ def _validate(c: TrialConfig) -> None:
                            ("alpha", lambda v: v > 0, "must be > 0"),
                            ("eps", lambda v: v > 0, "must be > 0"),
                            ("mu", lambda v: True, ""),
-                           ("ib_start_epoch", lambda v: v >= 0, "must be >= 0")):
+                           ("ib_start_epoch", lambda v: v >= 0, "must be >= 0"),
+                           ("tau", lambda v: v >= 0, "must be >= 0")):
         v = getattr(c, name)
         if v is not None:
             _check(math.isfinite(v) and ok(v), name, v, rule)

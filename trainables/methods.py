@@ -7,7 +7,8 @@ from __future__ import annotations
 
 _BASE_LABELS = {"ce": "CE", "lmsce": "LMSCE", "focal": "Focal", "eqlv2": "Equalization v2",
                 "ib_focal": "IB Focal", "ib": "IB", "ldam": "LDAM", "mm_ldam": "MM-LDAM",
-                "elm": "ELM", "elm_wo_dy": "ELM w/o Δy"}
+                "elm": "ELM", "elm_wo_dy": "ELM w/o Δy", "logit_adjust": "LA",
+                "balanced_softmax": "Balanced Softmax"}
 _HAS_LAMBDA = ("elm", "elm_wo_dy")
 
 

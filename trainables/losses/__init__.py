@@ -2,7 +2,7 @@
 
 Importing this package registers every loss (one module per family).
 """
-from trainables.losses import eqlv2, ib, margin, softmax  # noqa: F401  (registration)
+from trainables.losses import eqlv2, ib, logit_adjust, margin, softmax  # noqa: F401 (registers)
 from trainables.losses.registry import LOSSES, LossSpec, create_loss, register_loss
 from trainables.losses.weights import (class_balanced_weights, class_margins, drw_weights,
                                        ib_weights)
