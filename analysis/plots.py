@@ -1,172 +1,225 @@
-"""Figures (matplotlib, Agg; each function writes PNG and PDF and returns the PNG path)."""
+"""Figures (matplotlib through analysis.style; each function writes PNG and PDF and returns the
+PNG path). ``colours`` maps a method (or series) label to its colour; pass the report's map so
+a method has the same colour in every figure (default: analysis.style.colours of the frame).
+"""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from analysis import style
+from analysis.aggregate import aggregate
 
-from analysis.aggregate import aggregate  # noqa: E402
-
-
-def _save(fig, out) -> Path:
-    out = Path(out).with_suffix("")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    for ext in (".png", ".pdf"):
-        fig.savefig(str(out) + ext, dpi=130)
-    plt.close(fig)
-    return Path(str(out) + ".png")
+ELM_SERIES = ((("elm", False), "ELM"), (("elm", True), "ELM + DRW"),
+              (("elm_wo_dy", False), "ELM w/o Δy"), (("elm_wo_dy", True), "ELM w/o Δy + DRW"))
+LDAM_BANDS = ((False, "LDAM"), (True, "LDAM + DRW"))
 
 
-def lambda_ablation(df: pd.DataFrame, out, value: str = "final_top1") -> Path:
-    """Top-1 vs λ for ELM, ELM + DRW and ELM w/o Δy (mean ± std over seeds); LDAM and
-    LDAM + DRW as horizontal bands."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    d = df[df["status"] == "terminated"].copy()
-    for (loss, drw), label in ((("elm", False), "ELM"), (("elm", True), "ELM + DRW"),
-                               (("elm_wo_dy", False), "ELM w/o Δy")):
+def _done(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "terminated"]
+
+
+def study_colours(df: pd.DataFrame) -> dict:
+    """One colour per method of the study, then the λ-ablation series names."""
+    methods = list(dict.fromkeys(df["method"].dropna())) if "method" in df else []
+    return style.colours([*methods, *(name for _, name in ELM_SERIES)])
+
+
+def lambda_ablation(df: pd.DataFrame, out, value: str = "final_top1", colours=None) -> Path:
+    """Top-1 vs λ for the ELM family (mean ± std over seeds); LDAM and LDAM + DRW as
+    horizontal bands (mean ± std)."""
+    colours = colours or study_colours(df)
+    fig, ax = style.figure(figsize=(6, 4))
+    d = _done(df)
+    for (loss, drw), label in ELM_SERIES:
         part = d[(d["loss"] == loss) & (d["drw"] == drw)]
         if part.empty:
             continue
         agg = aggregate(part, value, keys=["lam"]).sort_values("lam")
         ax.errorbar(agg["lam"], agg["mean"], yerr=agg["std"].fillna(0), marker="o", ms=3,
-                    capsize=2, label=label)
-    for drw, label, colour in ((False, "LDAM", "grey"), (True, "LDAM + DRW", "black")):
+                    capsize=2, label=label, color=colours.get(label))
+    for drw, label in LDAM_BANDS:
         part = d[(d["loss"] == "ldam") & (d["drw"] == drw)][value].dropna()
         if len(part):
             m, s = part.mean(), part.std(ddof=1) if len(part) > 1 else 0.0
-            ax.axhline(m, color=colour, ls="--", lw=1, label=label)
-            ax.axhspan(m - s, m + s, color=colour, alpha=0.12)
-    ax.set_xlabel("λ")
-    ax.set_ylabel("test top-1 (%)")
-    ax.legend(fontsize=8)
-    ax.set_title("λ ablation (final epoch, mean ± std over seeds)", fontsize=9)
-    return _save(fig, out)
+            c = colours.get(label, "grey")
+            ax.axhline(m, color=c, ls="--", lw=1, label=label)
+            ax.axhspan(m - s, m + s, color=c, alpha=0.12)
+    ax.set_xlabel("λ (weight of the hardest negative's margin)")
+    ax.set_ylabel("final-epoch test top-1 (%)")
+    style.legend(fig, ax)
+    ax.set_title("λ ablation (mean ± std over seeds)")
+    return style.save(fig, out)
 
 
 def margin_scale_heatmap(df: pd.DataFrame, out, value: str = "final_top1") -> Path:
-    """Mean top-1 over max_m × s (ELM + DRW)."""
+    """Mean top-1 over max_m × s; cell text dark or light by the cell's brightness."""
     agg = aggregate(df, value, keys=["max_m", "s"])
     grid = agg.pivot(index="max_m", columns="s", values="mean").sort_index()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = style.figure(figsize=(5.5, 4))
     im = ax.imshow(grid.values, cmap="viridis", origin="lower", aspect="auto")
+    ax.grid(False)
     ax.set_xticks(range(grid.shape[1]), [f"{c:g}" for c in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [f"{r:g}" for r in grid.index])
+    lo, hi = np.nanmin(grid.values), np.nanmax(grid.values)
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
-            if not math.isnan(grid.values[i, j]):
-                ax.text(j, i, f"{grid.values[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                        color="w")
-    ax.set_xlabel("s")
-    ax.set_ylabel("max_m (M)")
+            v = grid.values[i, j]
+            if not math.isnan(v):
+                bright = hi > lo and (v - lo) / (hi - lo) > 0.6    # viridis is light on top
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
+                        color="black" if bright else "white")
+    ax.set_xlabel("scale s")
+    ax.set_ylabel("largest margin max_m (M)")
     fig.colorbar(im, ax=ax, label="test top-1 (%)")
-    return _save(fig, out)
+    return style.save(fig, out)
 
 
-def per_class_vs_size(df: pd.DataFrame, out, methods=None) -> Path:
-    """Per-class test accuracy against the class's training size (mean over seeds)."""
-    from trainables.config import TrialConfig
+def _setting(d: pd.DataFrame):
+    """The most common (dataset, imb_type, ratio, img_max) of the frame and its rows."""
+    keys = [k for k in ("dataset", "imb_type", "ratio", "img_max") if k in d]
+    top = d.groupby(keys, dropna=False).size().idxmax()
+    top = top if isinstance(top, tuple) else (top,)
+    mask = np.ones(len(d), dtype=bool)
+    for k, v in zip(keys, top):
+        mask &= (d[k] == v).to_numpy() | (d[k].isna().to_numpy() & pd.isna(v))
+    return dict(zip(keys, top)), d[mask]
+
+
+def per_class_vs_size(df: pd.DataFrame, out, methods=None, colours=None) -> Path:
+    """Per-class test accuracy (mean over seeds), classes ordered by training size, named
+    where the dataset has names: which classes a method rescues (e.g. Fashion-MNIST's
+    'Shirt')."""
     from trainables.data.imbalance import class_counts
     from trainables.data.registry import get_dataset
-    d = df[(df["status"] == "terminated") & df["test_per_class"].notna()]
+    d = _done(df)
+    d = d[d["test_per_class"].notna()]
+    setting, d = _setting(d)
+    dataset, imb, ratio = setting["dataset"], setting.get("imb_type", "lt"), setting["ratio"]
+    info = get_dataset(dataset)
+    img_max = setting.get("img_max")
+    img_max = int(img_max) if img_max is not None and not pd.isna(img_max) else info.img_max
+    counts = np.asarray(class_counts(info.num_classes, img_max, imb, float(ratio)))
+    order = np.argsort(-counts, kind="stable")
+    names = style.class_names(dataset, info.num_classes)
+    colours = colours or study_colours(df)
     methods = methods or list(dict.fromkeys(d["method"]))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = style.figure(figsize=(max(6.0, 0.45 * min(len(order), 40)), 4.2))
+    x = np.arange(len(order))
     for m in methods:
         part = d[d["method"] == m]
         if part.empty:
             continue
-        row = part.iloc[0]
-        cfg = TrialConfig.from_dict({k: row[k] for k in ("dataset", "imb_type", "ratio",
-                                                          "img_max")})
-        info = get_dataset(cfg.dataset)
-        counts = class_counts(info.num_classes, cfg.img_max or info.img_max, cfg.imb_type,
-                              cfg.ratio)
         acc = np.nanmean(np.array(part["test_per_class"].tolist(), dtype=float), axis=0)
-        ax.plot(counts, acc, marker="o", ms=3, lw=1, label=m)
-    ax.set_xscale("log")
-    ax.set_xlabel("training images of the class")
-    ax.set_ylabel("class accuracy (%)")
-    ax.legend(fontsize=8)
-    return _save(fig, out)
+        ax.plot(x, acc[order], marker="o", ms=3, lw=1, label=m, color=colours.get(m))
+    if len(order) <= 20:
+        ax.set_xticks(x, [f"{names[i]}\n({counts[i]})" for i in order], rotation=45,
+                      ha="right", rotation_mode="anchor")
+        ax.set_xlabel("class (training images), largest first")
+    else:
+        ax.set_xlabel("classes by training size, largest first (rank)")
+    ax.set_ylabel("class test accuracy (%)")
+    ax.set_title(f"{dataset}-{imb} r={float(ratio):g}: per-class test accuracy")
+    style.legend(fig, ax)
+    return style.save(fig, out)
 
 
-def shot_groups(df: pd.DataFrame, out) -> Path:
-    """Many / medium / few-shot accuracy per method (mean ± std over seeds)."""
-    d = df[df["status"] == "terminated"]
+def shot_groups(df: pd.DataFrame, out, colours=None) -> Path:
+    """Many / medium / few-shot accuracy, one bar per method in each group (mean ± std)."""
+    d = _done(df)
     methods = list(dict.fromkeys(d["method"]))
-    groups = ["test_many", "test_medium", "test_few"]
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(methods)), 4))
-    width = 0.8 / len(groups)
-    for k, g in enumerate(groups):
-        stats = d.groupby("method", sort=False)[g].agg(["mean", "std"]).reindex(methods)
-        ax.bar(np.arange(len(methods)) + k * width, stats["mean"], width,
-               yerr=stats["std"].fillna(0), capsize=2, label=g.split("_")[1])
-    ax.set_xticks(np.arange(len(methods)) + width, methods, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("accuracy (%)")
-    ax.legend(fontsize=8)
-    return _save(fig, out)
+    colours = colours or study_colours(df)
+    groups = [g for g in ("test_many", "test_medium", "test_few")
+              if g in d and d[g].notna().any()]
+    fig, ax = style.figure(figsize=(6.5, 4))
+    width = 0.8 / max(len(methods), 1)
+    for k, m in enumerate(methods):
+        part = d[d["method"] == m]
+        means = [part[g].mean() for g in groups]
+        stds = [part[g].std(ddof=1) if part[g].count() > 1 else 0.0 for g in groups]
+        ax.bar(np.arange(len(groups)) + (k - (len(methods) - 1) / 2) * width, means, width,
+               yerr=np.nan_to_num(stds), capsize=2, label=m, color=colours.get(m))
+    ax.set_xticks(np.arange(len(groups)),
+                  [f"{g.split('_')[1]}-shot" for g in groups])
+    ax.set_ylabel("mean class accuracy (%)")
+    ax.set_title("accuracy by shot group (many > 100, few < 20 training images)")
+    style.legend(fig, ax)
+    return style.save(fig, out)
 
 
 def learning_curves(curves: pd.DataFrame, df: pd.DataFrame, out,
-                    metric=("test_top1", "train_loss")) -> Path:
+                    metric=("test_top1", "train_loss"), colours=None) -> Path:
     """Per-epoch curves, mean with a ± std band over seeds, one line per method; one panel
     per metric (test accuracy exists only at evaluated epochs, train loss at every epoch)."""
     metrics = [metric] if isinstance(metric, str) else list(metric)
     metrics = [m for m in metrics if (curves["metric"] == m).any()] or metrics[:1]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    colours = colours or study_colours(df)
+    names = {"test_top1": "test top-1 (%)", "train_loss": "training loss"}
+    fig, axes = style.figure(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, name in zip(axes[0], metrics):
         c = curves[curves["metric"] == name].merge(df[["trial_id", "method"]], on="trial_id")
         c = c.drop_duplicates(["trial_id", "epoch"], keep="last")   # a resumed epoch once
         for m, part in c.groupby("method", sort=False):
             s = part.groupby("epoch")["value"].agg(["mean", "std"]).fillna(0)
-            ax.plot(s.index, s["mean"], marker="o", ms=3, label=m)
-            ax.fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], alpha=0.2)
+            col = colours.get(m)
+            ax.plot(s.index, s["mean"], marker="o", ms=3, label=m, color=col)
+            ax.fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], alpha=0.2,
+                            color=col)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, out)
+        ax.set_ylabel(names.get(name, name))
+    style.legend(fig, axes[0][0])       # the same methods in every panel: one legend
+    return style.save(fig, out)
 
 
-def effective_margins(margins: dict, out) -> Path:
+def effective_margins(margins: dict, out, colours=None) -> Path:
     """Histogram of per-sample effective margins Δy − λΔc* (the paper's Fig. 2 idea);
     ``margins`` maps a label to an array (see analysis.margins.effective_margins)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    colours = colours or style.colours(margins)
+    fig, ax = style.figure(figsize=(6, 4))
     for label, values in margins.items():
-        ax.hist(np.asarray(values), bins=60, alpha=0.5, label=label)
+        ax.hist(np.asarray(values), bins=60, alpha=0.5, label=label, color=colours.get(label))
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("effective margin Δy − λΔc*")
     ax.set_ylabel("training images")
-    ax.legend(fontsize=8)
-    return _save(fig, out)
+    style.legend(fig, ax)
+    return style.save(fig, out)
 
 
-def embedding(features: np.ndarray, labels: np.ndarray, out, title: str = "") -> Path:
-    """2-D embedding of penultimate features: UMAP if installed, else t-SNE (scikit-learn),
-    else PCA (numpy) — the method used is written in the title."""
-    x = np.asarray(features, dtype=np.float64)
+def _project_2d(x: np.ndarray):
+    """UMAP if installed, else t-SNE (scikit-learn), else PCA (numpy); and its name."""
     try:
         import umap
-        xy, how = umap.UMAP(random_state=0).fit_transform(x), "UMAP"
+        return umap.UMAP(random_state=0).fit_transform(x), "UMAP"
     except ImportError:
-        try:
-            from sklearn.manifold import TSNE
-            xy = TSNE(n_components=2, random_state=0, init="pca",
-                      perplexity=min(30, max(2, len(x) // 4))).fit_transform(x)
-            how = "t-SNE"
-        except ImportError:
-            xc = x - x.mean(0)
-            xy, how = xc @ np.linalg.svd(xc, full_matrices=False)[2][:2].T, "PCA"
-    fig, ax = plt.subplots(figsize=(5, 5))
-    sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, s=4, cmap="tab10")
-    ax.legend(*sc.legend_elements(), fontsize=6, loc="best", markerscale=0.6)
-    ax.set_title(f"{title} ({how})", fontsize=9)
+        pass
+    try:
+        from sklearn.manifold import TSNE
+        return TSNE(n_components=2, random_state=0, init="pca",
+                    perplexity=min(30, max(2, len(x) // 4))).fit_transform(x), "t-SNE"
+    except ImportError:
+        xc = x - x.mean(0)
+        return xc @ np.linalg.svd(xc, full_matrices=False)[2][:2].T, "PCA"
+
+
+def embedding(features: np.ndarray, labels: np.ndarray, out, title: str = "",
+              class_names=None) -> Path:
+    """2-D embedding of penultimate features, one colour per class (named when given);
+    the projection used is written in the title."""
+    xy, how = _project_2d(np.asarray(features, dtype=np.float64))
+    labels = np.asarray(labels)
+    classes = sorted(set(labels.tolist()))
+    fig, ax = style.figure(figsize=(5.5, 5))
+    for k, c in enumerate(classes):
+        sel = labels == c
+        name = class_names[c] if class_names is not None and c < len(class_names) else str(c)
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=4, label=name,
+                   color=style.PALETTE[k % len(style.PALETTE)])
+    if len(classes) <= 20:
+        fig.legend(markerscale=2, fontsize=7, loc="outside right upper")
+    ax.set_title(f"{title} ({how})")
     ax.set_xticks([])
     ax.set_yticks([])
-    return _save(fig, out)
+    return style.save(fig, out)

@@ -1,5 +1,10 @@
-"""``python -m analysis report STUDY [--out DIR]``: report.md + report.html with tables and
-figures for whatever the study holds (Table I cells, λ sweeps, margin grids, curves...)."""
+"""``python -m analysis report STUDY [--out DIR]``: report.html (self-contained), report.md
+and LaTeX tables, with figures, for whatever the study holds (verdicts, mean ± std per
+configuration, Table I-III layouts, λ sweeps, margin grids, curves, per-class accuracy).
+
+Expected failures (no such folder, not a study, no trials yet, unwritable output, a missing
+optional package, bad arguments) exit 2 with one line ``python -m analysis: error: ...``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,103 +14,196 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import plots, tables
-from analysis.aggregate import aggregate, config_keys
+from analysis import page, plots, summary, tables
 from analysis.collect import load_curves, load_study
 
+PROG = "python -m analysis"
+STUDY_FILE = "study.json"       # the study's own record (study/store.py writes it)
 
-def _md_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
-    def fmt(v):
-        if isinstance(v, float):
-            return "–" if pd.isna(v) else floatfmt.format(v)
-        return str(v)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "---|" * len(df.columns)
-    return "\n".join([head, sep] + ["| " + " | ".join(fmt(v) for v in row) + " |"
-                                    for row in df.itertuples(index=False)])
+CAPTIONS = {
+    "lambda_ablation": "Does ELM beat LDAM, and for which λ? Points above the dashed LDAM "
+                       "band (mean ± std) are λ values where ELM wins; error bars are the "
+                       "std over seeds.",
+    "margin_scale": "Which largest margin M and scale s work best? Brighter cells are higher "
+                    "top-1; a flat map means the result does not depend on them.",
+    "curves": "Did every method converge? Look for the jump in test top-1 when DRW starts "
+              "and for curves still rising at the last epoch (too short a schedule).",
+    "per_class": "Where does the gain come from? Classes run from the most to the fewest "
+                 "training images; a margin loss should lift the right-hand (tail) classes "
+                 "without losing the head ones.",
+    "shots": "Rare vs frequent classes: the few-shot bars show whether a method helps the "
+             "tail, the many-shot bars what it costs on the head.",
+}
+
+
+class AnalysisError(Exception):
+    """An expected failure: reported as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error (argparse prints usage + error)."""
+
+    def error(self, message):
+        self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
+
+
+def check_study(study: Path) -> None:
+    if not study.exists():
+        raise AnalysisError(f"study folder not found: {study}")
+    if not study.is_dir():
+        raise AnalysisError(f"not a folder: {study} (pass a study folder, e.g. "
+                            "results/quickstart)")
+    if any(study.glob("*/params.json")):
+        return
+    if (study / STUDY_FILE).exists() or any(study.glob("experiment_state-*.json")):
+        raise AnalysisError(f"study {study} holds no trials yet (none has started)")
+    raise AnalysisError(f"{study} is not a study folder: no {STUDY_FILE} and no trial folder "
+                        "with params.json (pass a folder under results/, e.g. "
+                        "results/quickstart)")
+
+
+def check_out(out: Path) -> None:
+    """Create the output folder and prove it writable before any work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise AnalysisError(f"cannot write the report to {out}: {e.strerror or e}") from None
+
+
+def _figures(df, curves, out, colours) -> list[tuple[str, Path, str]]:
+    """(title, png, caption) of each figure the study has data for."""
+    figs = []
+    col = lambda name: df[name] if name in df else pd.Series(dtype=object)  # noqa: E731
+    if col("loss").isin(["elm", "elm_wo_dy"]).any() and col("lam").nunique() >= 2:
+        figs.append(("λ ablation", plots.lambda_ablation(df, out / "lambda_ablation",
+                                                           colours=colours)))
+    if col("max_m").nunique() > 1 and col("s").nunique() > 1:
+        figs.append(("Largest margin M × scale s", plots.margin_scale_heatmap(
+            df, out / "margin_scale")))
+    if len(curves):
+        figs.append(("Learning curves", plots.learning_curves(curves, df, out / "curves",
+                                                              colours=colours)))
+    if "test_per_class" in df and df["test_per_class"].notna().any():
+        figs.append(("Per-class accuracy by class size",
+                     plots.per_class_vs_size(df, out / "per_class", colours=colours)))
+        figs.append(("Many / medium / few-shot accuracy",
+                     plots.shot_groups(df, out / "shots", colours=colours)))
+    return [(t, p, CAPTIONS[p.stem]) for t, p in figs]
+
+
+def _summary_latex(shown, best, caption: str) -> str:
+    tex = shown.drop(columns=["Status"]).map(tables.latex_text)
+    tex.columns = [tables.latex_text(c) for c in tex.columns]
+    mask = best.drop(columns=["Status"]).replace({True: "textbf:--rwrap;", False: ""})
+    mask.columns = tex.columns
+    styler = (tex.style.hide(axis="index").format(escape="latex-math")
+              .format_index(escape="latex-math", axis=1).apply(lambda _: mask, axis=None))
+    return styler.to_latex(hrules=True, environment="table", position="t",
+                           caption=tables.latex_escape(caption),
+                           column_format="l" + "c" * (len(tex.columns) - 1))
+
+
+def _markdown_summary(shown, best, incomplete) -> str:
+    md = shown.mask(best, "**" + shown + "**")
+    md["Status"] = ["⚠ incomplete" if bad else "" for bad in incomplete]
+    return md.to_markdown(index=False, disable_numparse=True)
+
+
+def _header(study: Path, df: pd.DataFrame) -> str:
+    counts = df["status"].value_counts().to_dict()
+    commits = ", ".join(sorted(set(df["git_commit"].dropna().astype(str)))) or "unknown"
+    return (f"{len(df)} trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + f"; code {commits}.")
+
+
+def _layout_tables(df, out) -> list[tuple[str, str, pd.DataFrame]]:
+    """Table I-III layouts the study has cells for: (id, title, frame); files beside."""
+    found = []
+    cifar = df[df["dataset"].isin(["cifar10", "cifar100"])]
+    if len(cifar):
+        frame = tables.table1_frame(cifar)
+        (out / "table1.tex").write_text(tables.to_latex(frame, "Imbalanced CIFAR (ours)"))
+        frame.to_csv(out / "table1.csv")
+        tables.side_by_side(cifar).to_csv(out / "vs_paper.csv", index=False)
+        found.append(("table1", "Table I layout (best per column in bold)", frame))
+    for dataset, title in (("imagenet_lt", "Table II layout (ImageNet-LT)"),
+                           ("places_lt", "Table III layout (Places-LT)")):
+        if (df["dataset"] == dataset).any():
+            frame = tables.large_scale_frame(df, dataset).astype(object).fillna("–")
+            frame.to_csv(out / f"{dataset}_table.csv")
+            found.append((dataset, title + ": final-epoch top-1/3/5, the paper's beside",
+                          frame))
+    return found
 
 
 def build_report(study, out=None) -> Path:
     study = Path(study)
+    check_study(study)
     out = Path(out) if out else study / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    check_out(out)
     df, curves = load_study(study), load_curves(study)
     if df.empty:
-        raise ValueError(f"{study} holds no trials")
-    md = [f"# Study `{study.name}`", ""]
-    counts = df["status"].value_counts().to_dict()
-    commits = ", ".join(sorted(set(df["git_commit"].dropna().astype(str)))) or "unknown"
-    md += [f"{len(df)} trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-           + f"; code {commits}.", ""]
-    keys = config_keys(df)
-    agg = aggregate(df, "final_top1", keys=keys)
-    if len(agg):
-        show = agg.drop(columns=["seeds"]).rename(columns={"mean": "final top-1",
-                                                           "std": "std", "n": "seeds"})
-        extra = [("best_top1_test_selected", "best-epoch top-1 (test-selected)"),
-                 ("test_many", "many"), ("test_medium", "medium"), ("test_few", "few")]
-        for value, name in extra:     # merged on the keys: a group may lack a value (NaN)
-            part = aggregate(df, value, keys=keys)[[*keys, "mean"]].rename(
-                columns={"mean": name})
-            show = show.merge(part, on=keys, how="left")
-        md += ["## Final-epoch test top-1 (mean ± std over seeds, ddof=1)", "",
-               _md_table(show), ""]
-        if agg["incomplete"].any():
-            md += ["Rows with `incomplete = True` have fewer seeds than planned.", ""]
-    cifar = df[df["dataset"].isin(["cifar10", "cifar100"])]
-    if len(cifar):
-        frame = tables.table1_frame(cifar)
-        md += ["## Table I layout", "", tables.to_markdown(frame), ""]
-        (out / "table1.tex").write_text(tables.to_latex(frame, "Imbalanced CIFAR (ours)"))
-        frame.to_csv(out / "table1.csv")
-        sbs = tables.side_by_side(cifar)
-        md += ["## Ours vs. the paper", "", _md_table(sbs), ""]
-        sbs.to_csv(out / "vs_paper.csv", index=False)
-    for dataset, title in (("imagenet_lt", "Table II layout (ImageNet-LT)"),
-                           ("places_lt", "Table III layout (Places-LT)")):
-        if (df["dataset"] == dataset).any():
-            frame = tables.large_scale_frame(df, dataset)
-            md += [f"## {title}", "", "Final-epoch test top-1/3/5, mean over seeds; the "
-                   "paper's values beside.", "", _md_table(frame.reset_index()), ""]
-            frame.to_csv(out / f"{dataset}_table.csv")
-    figures = []
-    if df["loss"].isin(["elm", "elm_wo_dy"]).any() and df["lam"].nunique() >= 2:
-        figures.append(("λ ablation", plots.lambda_ablation(df, out / "lambda_ablation")))
-    if df["max_m"].nunique() > 1 and df["s"].nunique() > 1:
-        figures.append(("max_m × s", plots.margin_scale_heatmap(df, out / "margin_scale")))
-    if len(curves):
-        figures.append(("Learning curves", plots.learning_curves(curves, df, out / "curves")))
-    if df["test_per_class"].notna().any():
-        figures.append(("Per-class accuracy vs class size",
-                        plots.per_class_vs_size(df, out / "per_class")))
-        figures.append(("Many / medium / few shot", plots.shot_groups(df, out / "shots")))
-    for title, png in figures:
-        md += [f"## {title}", "", f"![{title}]({png.name})", ""]
+        raise AnalysisError(f"study {study} holds no trials yet (none has started)")
+    shown, means, incomplete = summary.summary(df)
+    best = summary.best_mask(shown, means) if len(shown) else None
+    verdicts = summary.verdicts(df)
+    verdicts.to_csv(out / "verdicts.csv", index=False)
+    verdicts = summary.verdict_display(verdicts)
+    figs = _figures(df, curves, out, plots.study_colours(df))
+    layouts = _layout_tables(df, out)
+    header = _header(study, df)
+    md = [f"# Study `{study.name}`", "", header, "", "## Verdicts", ""]
+    md += [verdicts.to_markdown(index=False, disable_numparse=True) if len(verdicts)
+           else "No pair of methods ran with the same seeds.", ""]
+    sections = [("verdicts", "Verdicts", page.styled_table(verdicts, cls="verdicts",
+                                                           uid="verdicts")
+                 if len(verdicts) else "<p>No pair of methods ran with the same seeds.</p>")]
+    if len(shown):
+        shown.to_csv(out / "summary.csv", index=False)
+        (out / "summary.tex").write_text(_summary_latex(
+            shown, best, f"Study {study.name}: test top-1 (%), mean ± std over seeds"))
+        note = ("Mean ± std over seeds (sample std, ddof=1) of the final epoch; best of "
+                "each column within a setting in bold; “–”: the method has no such "
+                "parameter.")
+        flag = (" Highlighted rows are incomplete: fewer seeds finished than planned."
+                if incomplete.any() else "")
+        md += ["## Mean ± std per configuration", "", note + flag, "",
+               _markdown_summary(shown, best, incomplete), ""]
+        sections.append(("summary", "Mean ± std per configuration",
+                         f'<p class="note">{html.escape(note)}<span class="flag">'
+                         f"{html.escape(flag)}</span></p>"
+                         + page.styled_table(shown, best=best, incomplete=incomplete,
+                                             cls="summary", uid="summary")))
+    for sid, title, frame in layouts:
+        md += [f"## {title}", "", tables.to_markdown(frame), ""]
+        sections.append((sid, title, tables.to_html(frame)))
+    for title, png, caption in figs:
+        md += [f"## {title}", "", f"![{title}]({png.name})", "", f"*{caption}*", ""]
+    sections.append(("figures", "Figures", "".join(page.figure_html(t, p, c)
+                                                   for t, p, c in figs)))
     (out / "report.md").write_text("\n".join(md))
-    body = "".join(f"<h2>{html.escape(t)}</h2><img src='{p.name}' style='max-width:700px'>"
-                   for t, p in figures)
-    tables_html = tables.to_html(tables.table1_frame(cifar)) if len(cifar) else ""
-    summary = agg.drop(columns=["seeds"]).to_html(index=False, float_format="%.2f") \
-        if len(agg) else ""
-    (out / "report.html").write_text(
-        f"<html><head><meta charset='utf-8'><title>{html.escape(study.name)}</title></head>"
-        f"<body><h1>Study {html.escape(study.name)}</h1><h2>Final-epoch test top-1</h2>"
-        f"{summary}{tables_html}{body}</body></html>")
+    (out / "report.html").write_text(page.page(f"Study {study.name}", header, sections))
     return out
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis")
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("report", help="write report.md / report.html for a study folder")
-    r.add_argument("study")
-    r.add_argument("--out")
+    p = _Parser(prog=PROG, description="Reports on a study folder written by elm-study.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("report", help="write report.html / report.md / LaTeX for a study")
+    r.add_argument("study", help="the study folder, e.g. results/quickstart")
+    r.add_argument("--out", help="output folder (default: STUDY/report)")
     args = p.parse_args(argv)
     try:
         out = build_report(args.study, args.out)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"analysis: error: {e}", file=sys.stderr)
+    except AnalysisError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    print((out / "report.md").read_text())
-    print(f"\nreport: {out / 'report.md'}\n        {out / 'report.html'}")
+    except ImportError as e:          # an optional package of the report is not installed
+        print(f"{PROG}: error: missing optional package '{e.name}' (pip install "
+              f"{e.name}; see requirements.txt)", file=sys.stderr)
+        return 2
+    print(f"report: {out / 'report.html'}\n        {out / 'report.md'}")
     return 0

@@ -69,38 +69,59 @@ def best_per_column(frame: pd.DataFrame) -> dict:
     return {c: means[c].idxmax() for c in means.columns if means[c].notna().any()}
 
 
-def to_markdown(frame: pd.DataFrame, bold_best: bool = True) -> str:
+def _bold_mask(frame: pd.DataFrame, best: dict) -> pd.DataFrame:
+    mask = pd.DataFrame(False, index=frame.index, columns=frame.columns)
+    for c, idx in best.items():
+        mask.loc[idx, c] = True
+    return mask
+
+
+def to_markdown(frame: pd.DataFrame, bold_best: bool = True, index: bool = True) -> str:
+    """Markdown (pandas' ``to_markdown``), the best of each column in bold."""
     best = best_per_column(frame) if bold_best else {}
-    head = "| " + " | ".join([frame.index.name or ""] + list(frame.columns)) + " |"
-    sep = "|" + "---|" * (len(frame.columns) + 1)
-    lines = [head, sep]
-    for idx, row in frame.iterrows():
-        cells = [f"**{v}**" if best.get(c) == idx else str(v) for c, v in row.items()]
-        lines.append("| " + " | ".join([str(idx)] + cells) + " |")
-    return "\n".join(lines)
+    shown = frame.astype(str).mask(_bold_mask(frame, best), "**" + frame.astype(str) + "**")
+    return shown.to_markdown(index=index, disable_numparse=True)
+
+
+def latex_text(s) -> str:
+    """Plain text -> LaTeX source, math symbols in math mode; the rest is escaped by
+    ``Styler.format(escape='latex-math')`` (which handles %, &, #, _, ...)."""
+    s = str(s)
+    for sym, tex in (("±", r"$\pm$"), ("λ", r"$\lambda$"), ("Δ", r"$\Delta$"),
+                     ("×", r"$\times$"), ("–", "--")):
+        s = s.replace(sym, tex)
+    return s
+
+
+def latex_escape(text) -> str:
+    """One string through the same Styler escaping as the cells (for captions)."""
+    one = pd.DataFrame({"x": [latex_text(text)]}).style.format(escape="latex-math")
+    line = one.hide(axis=0).hide(axis=1).to_latex().splitlines()[1]
+    return line.removesuffix(r" \\").strip()
 
 
 def to_latex(frame: pd.DataFrame, caption: str = "", bold_best: bool = True) -> str:
+    """A booktabs table (``Styler.to_latex``), the best of each column in bold."""
     best = best_per_column(frame) if bold_best else {}
-    esc = lambda s: str(s).replace("±", r"$\pm$").replace("λ", r"$\lambda$").replace(  # noqa
-        "Δ", r"$\Delta$").replace("_", r"\_").replace("–", "--")
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
-             r"\begin{tabular}{l" + "c" * len(frame.columns) + "}", r"\toprule",
-             " & ".join(["Method"] + [esc(c) for c in frame.columns]) + r" \\", r"\midrule"]
-    for idx, row in frame.iterrows():
-        cells = [rf"\textbf{{{esc(v)}}}" if best.get(c) == idx else esc(v)
-                 for c, v in row.items()]
-        lines.append(" & ".join([esc(idx)] + cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines)
+    mask = _bold_mask(frame, best)
+    tex = frame.map(latex_text)
+    tex.index = [latex_text(i) for i in frame.index]
+    tex.columns = [latex_text(c) for c in frame.columns]
+    mask.index, mask.columns = tex.index, tex.columns
+    styler = (tex.style.format(escape="latex-math").format_index(escape="latex-math", axis=0)
+              .format_index(escape="latex-math", axis=1)
+              .apply(lambda _: mask.replace({True: "textbf:--rwrap;", False: ""}), axis=None))
+    kw = {"caption": latex_escape(caption)} if caption else {}
+    return styler.to_latex(hrules=True, environment="table", position="t",
+                           column_format="l" + "c" * len(frame.columns), **kw)
 
 
 def to_html(frame: pd.DataFrame, bold_best: bool = True) -> str:
+    """An HTML table (``Styler.to_html``), the best of each column in bold."""
     best = best_per_column(frame) if bold_best else {}
-    styled = frame.copy().astype(str)
-    for c, idx in best.items():
-        styled.loc[idx, c] = f"<b>{styled.loc[idx, c]}</b>"
-    return styled.to_html(escape=False)
+    mask = _bold_mask(frame, best)
+    return (frame.style.apply(lambda _: mask.replace({True: "font-weight: bold", False: ""}),
+                              axis=None).to_html())
 
 
 def side_by_side(df: pd.DataFrame, value: str = "final_top1") -> pd.DataFrame:
