@@ -8,13 +8,14 @@ import torch
 
 from trainables.losses import class_margins
 from trainables.losses.margin import hardest_negative
+from trainables.trainable import CHECKPOINT_FILE
 
 
 def latest_checkpoint(trial_dir) -> Path:
-    """The newest ``checkpoint_*/trial.pt`` of a trial folder."""
-    found = sorted(Path(trial_dir).glob("checkpoint_*/trial.pt"))
+    """The newest checkpoint of a trial folder (Tune's ``checkpoint_NNNNNN`` folders)."""
+    found = sorted(Path(trial_dir).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
     if not found:
-        raise FileNotFoundError(f"no checkpoint_*/trial.pt under {trial_dir}")
+        raise FileNotFoundError(f"no checkpoint_*/{CHECKPOINT_FILE} under {trial_dir}")
     return found[-1]
 
 
