@@ -1,7 +1,71 @@
-"""Named, declarative study spaces: ``get_space(name, epochs=, seeds=, overrides=, **options)``."""
-from search_spaces import ablations, demo, optuna_spaces, paper  # noqa: F401  (registration)
-from search_spaces.base import (SPACES, StudySpace, expand_grid, get_space, grid, list_spaces,
-                                register_space)
+"""Studies as data: YAML study files (shipped ones under ``search_spaces/studies/``) resolved,
+with command-line changes, into validated StudySpaces.
 
-__all__ = ["SPACES", "StudySpace", "expand_grid", "get_space", "grid", "list_spaces",
-           "register_space"]
+    get_space("table1")                       # a shipped study, by name
+    get_space("my_sweep.yaml", seeds=[0, 1])  # any file
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from search_spaces.base import StudySpace, apply_changes, build_space, expand_grid, grid
+from search_spaces.studyfile import StudyFileError, read_study_file
+
+STUDIES_DIR = Path(__file__).parent / "studies"
+SPACES = {p.stem: p for p in sorted(STUDIES_DIR.glob("*.yaml"))}
+SEARCH_OPTIONS = ("num_samples", "sampler", "seed")
+
+__all__ = ["SPACES", "StudyFileError", "StudySpace", "expand_grid", "get_space", "grid",
+           "list_spaces", "resolve_source"]
+
+
+def resolve_source(name_or_path: str) -> Path:
+    """A shipped study's name, or a path to a study file."""
+    p = Path(name_or_path).expanduser()
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise StudyFileError(f"{name_or_path}: no such study file")
+        return p
+    if name_or_path in SPACES:
+        return SPACES[name_or_path]
+    raise StudyFileError(f"unknown study '{name_or_path}'; choose one of {sorted(SPACES)} or "
+                         f"give a study file (NAME.yaml)")
+
+
+def get_space(name_or_path: str, *, epochs=None, seeds=None, overrides=None, axes=None,
+              **options) -> StudySpace:
+    """Read a study (by name or file), apply ``--epochs/--seeds/--set/--grid/--option`` and
+    build it. ``options``: a search's ``num_samples``/``sampler``/``seed``; a TrialConfig field
+    there acts as ``--set`` (the older spelling). Errors are StudyFileErrors naming the key."""
+    path = resolve_source(name_or_path)
+    spec = read_study_file(path)
+    overrides = dict(overrides or {})
+    for k, v in options.items():
+        if "search" in spec and k in SEARCH_OPTIONS:
+            spec["search"][k] = v
+        elif k in _config_fields():
+            overrides[k] = v
+        else:
+            valid = list(SEARCH_OPTIONS) if "search" in spec else []
+            raise StudyFileError(f"study '{spec['name']}' has no option {k!r}; its options: "
+                                 f"{valid + ['any TrialConfig field'] }")
+    if "search" in spec:       # re-check what options changed
+        from search_spaces.studyfile import Context, _search
+        raw = {**spec["search"], "space": {k: f"{kind}({', '.join(map(str, a))})"
+                                           for k, (kind, a) in spec["search"]["space"].items()}}
+        spec["search"] = _search(Context("--option"), raw)
+    spec = apply_changes(spec, epochs=epochs, seeds=seeds, overrides=overrides, axes=axes,
+                         source=str(path))
+    return build_space(spec, str(path))
+
+
+def _config_fields() -> set:
+    from dataclasses import fields
+
+    from trainables.config import TrialConfig
+    return {f.name for f in fields(TrialConfig)}
+
+
+def list_spaces() -> list[tuple[str, str, int]]:
+    """(name, description, trial count) of every shipped study."""
+    return [(n, (s := get_space(n)).description, s.expected_trials) for n in SPACES]

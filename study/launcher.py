@@ -21,14 +21,26 @@ def init_ray(address: str, dashboard: bool, dashboard_host: str) -> dict:
     Token authentication (Ray 2.60's default) is left as Ray sets it: to join a cluster that
     uses it, export RAY_AUTH_MODE=token and have the cluster's token in ~/.ray/auth_token.
     """
+    import os
+
     import ray
+    import ray._private.ray_constants as ray_constants
     if dashboard and dashboard_host not in LOOPBACK:
         print(f"WARNING: the Ray dashboard will listen on {dashboard_host}: anyone who reaches "
               "that address can submit jobs unless token auth is on (CVE-2023-48022).",
               file=sys.stderr)
     if address == "local":
-        ctx = ray.init(address="local", include_dashboard=dashboard,
-                       dashboard_host=dashboard_host, log_to_driver=True)
+        # A one-machine study needs nothing reachable from the network. Ray 2.60 turns a
+        # node IP of 127.0.0.1 into the host's address and binds GCS, raylet, agents and the
+        # metrics endpoint off loopback, unless its "no cluster" mode (meant for macOS/Windows)
+        # is on: then every listener is on 127.0.0.1 (measured with ss -ltnp; docs/security.md).
+        # Child processes read the variable when they start; this process may have imported
+        # ray before now, so its copy of the flag is set too.
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        ctx = ray.init(address="local", _node_ip_address="127.0.0.1",
+                       include_dashboard=dashboard, dashboard_host=dashboard_host,
+                       log_to_driver=True)
         if dashboard and ctx.dashboard_url:
             print(f"Ray dashboard: http://{ctx.dashboard_url}", flush=True)
     else:
@@ -54,8 +66,9 @@ def trial_resources(meta: dict, cluster: dict) -> dict:
 def _trainable(resources: dict):
     from ray import tune
 
+    from study.progress import trainable
     from trainables.trainable import train_trial
-    return tune.with_resources(train_trial, resources)
+    return trainable(train_trial, resources)   # the trial actor, named after its trial
 
 
 # =========================================================================================
@@ -69,14 +82,19 @@ def new_study_dir(path: str, meta: dict, *, force: bool) -> None:
     if (p / STUDY_FILE).exists() or (p.exists() and any(p.iterdir())):
         old = read_meta(p) if (p / STUDY_FILE).exists() else {}
         if not force:
-            what = f"of space '{old.get('space')}'" if old else "(not a study)"
-            raise StudyError(f"study folder {p} already exists {what}; continue it with "
-                             f"'elm-study resume {p}', or pass --force to replace it")
+            what = f"of study '{old.get('space')}'" if old else "(not a study)"
+            raise StudyError(f"study folder {p} already exists {what}; finish it with "
+                             f"'elm-study resume {p}', add the trials it lacks with "
+                             f"'--into {p.name}', or pass --force to replace it")
         shutil.rmtree(p)
 
 
-def build_tuner(space, path: str, meta: dict, resources: dict):
+def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1):
+    """Run 1 of a study is the Tune experiment ``<storage>/<name>``; run k is ``<name>/run-k``
+    (an extension), so each run resumes on its own and the study folder holds them all."""
     from ray import tune
+
+    from study.progress import watch_tuner
     searcher = space.make_searcher(Path(path)) if space.make_searcher else None
     scheduler = space.make_scheduler() if space.make_scheduler else None
     # Tune insists every report carries TuneConfig's metric; grids evaluate every eval_every
@@ -90,45 +108,76 @@ def build_tuner(space, path: str, meta: dict, resources: dict):
         search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
         max_concurrent_trials=meta.get("max_concurrent"), reuse_actors=True)
     run_config = tune.RunConfig(
-        name=meta["name"], storage_path=meta["storage"],
+        name=meta["name"] if run == 1 else f"run-{run}",
+        storage_path=meta["storage"] if run == 1 else str(path),
         failure_config=tune.FailureConfig(max_failures=meta.get("max_failures", 3)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1)
+    watch_tuner(tune_config, run_config, meta, path)   # progress lines, TensorBoard, --log
     return tune.Tuner(_trainable(resources), param_space=space.param_space,
                       tune_config=tune_config, run_config=run_config)
 
 
 def fit_study(space, path: str, meta: dict, *, address: str, dashboard: bool,
-              dashboard_host: str) -> int:
+              dashboard_host: str, run: int = 1) -> int:
+    """Launch ``space`` as run ``run`` of the study at ``path`` (meta["runs"] describes it)."""
     import ray
     cluster = init_ray(address, dashboard, dashboard_host)
     try:
         resources = trial_resources(meta, cluster)
         meta = {**meta, "resources": resources, "started_at": time.time()}
+        if meta.get("runs"):
+            meta["runs"][-1]["resources"] = resources
         if not is_remote(path):
             write_meta(Path(path), meta)
+        where = path if run == 1 else f"{path}/run-{run}"
         print(f"study {meta['name']}: {space.expected_trials} trials of '{space.name}', "
-              f"{resources} each -> {path}", flush=True)
-        build_tuner(space, path, meta, resources).fit()
+              f"{resources} each -> {where}", flush=True)
+        build_tuner(space, path, meta, resources, run).fit()
     finally:
         ray.shutdown()
     return report(path, meta)
 
 
+def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
+    """(run entry, experiment folder) of every run that has an unfinished trial or never
+    recorded its trials; refuses runs that Tune cannot restore."""
+    from ray import tune
+
+    from trainables.results import FINISHED, study_trials
+    runs = meta.get("runs") or [{"run": 1, "dir": ".", "resources": meta.get("resources")}]
+    trials = study_trials(path)
+    todo = []
+    for r in runs:
+        mine = [t for t in trials if t["run"] == r["run"]]
+        if mine and all(t["status"] in FINISHED for t in mine) and len(mine) >= r.get(
+                "launched", 0):
+            continue
+        exp = path if r["run"] == 1 else path / f"run-{r['run']}"
+        if not tune.Tuner.can_restore(str(exp)):
+            raise StudyError(f"{exp} has no Ray Tune experiment state to resume from (did run "
+                             f"{r['run']} start?); run the study again with --force")
+        todo.append((r, exp))
+    return todo
+
+
 def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
                  dashboard_host: str) -> int:
-    """Tuner.restore: finished trials stay finished, unfinished and errored ones continue
-    from their last checkpoint."""
+    """Tuner.restore of every run with unfinished trials: finished trials stay finished,
+    unfinished and errored ones continue from their last checkpoint."""
     import ray
     from ray import tune
-    if not tune.Tuner.can_restore(str(path)):
-        raise StudyError(f"{path} has no Ray Tune experiment state to resume from (did the "
-                         "study start?); run it again with --force")
+    todo = runs_to_resume(Path(path), meta)
+    if not todo:
+        print(f"study {meta['name']}: every trial of every run is finished; nothing to resume")
+        return report(path, meta)
     init_ray(address, dashboard, dashboard_host)
     try:
-        tuner = tune.Tuner.restore(str(path), trainable=_trainable(meta["resources"]),
-                                   resume_errored=True)
-        print(f"resuming study {meta['name']} at {path}", flush=True)
-        tuner.fit()
+        for run, exp in todo:
+            resources = run.get("resources") or meta["resources"]
+            tuner = tune.Tuner.restore(str(exp), trainable=_trainable(resources),
+                                       resume_errored=True)
+            print(f"resuming study {meta['name']} run {run['run']} at {exp}", flush=True)
+            tuner.fit()
     finally:
         ray.shutdown()
     return report(path, meta)
@@ -137,6 +186,9 @@ def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
 # =========================================================================================
 # summaries (read from storage; no Ray needed)
 # =========================================================================================
+FINISHED = ("terminated", "stopped", "diverged")
+
+
 def status_counts(path) -> tuple:
     from analysis.collect import load_study
     df = load_study(path)
@@ -152,6 +204,13 @@ def print_status(path, meta: dict) -> None:
                                                                if pending else [])
     print(f"study {meta.get('name')} ({meta.get('space')}): {len(df)}/{expected} trials seen; "
           + ", ".join(parts))
+    for r in meta.get("runs") or []:
+        mine = df[df["run"] == r["run"]] if len(df) else df
+        extra = "".join(f", {r[k]} {w}" for k, w in (("kept", "kept"), (
+            "unfinished_elsewhere", "left to earlier runs")) if r.get(k))
+        print(f"  run {r['run']} ({r.get('started_at', '?')}, {Path(r.get('source') or '?').name}"
+              f"): added {r.get('launched')}{extra}; finished "
+              f"{int(mine['status'].isin(FINISHED).sum()) if len(mine) else 0}")
     if len(df):
         epochs = df.get("epochs")
         if epochs is not None and expected:

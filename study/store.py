@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,11 +43,20 @@ def locate(name_or_path: str, storage: str) -> Path:
                      f"--storage {storage_root(storage)})")
 
 
-def check_writable(root: str) -> None:
-    """Refuse early (exit 2) when local storage cannot be created or written."""
+def check_writable(root: str, *, create: bool = True) -> None:
+    """Refuse early (exit 2) when local storage cannot be created or written. Without
+    ``create`` (a dry run) nothing is made: the nearest existing folder must be writable."""
     if is_remote(root):
         return
     p = Path(root)
+    if not create:   # probe the nearest existing folder with a folder removed at once
+        existing = next(a for a in (p, *p.parents) if a.exists())
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=existing))
+        except OSError as e:
+            raise StudyError(f"--storage {root} is not writable ({existing}: "
+                             f"{e.strerror or e})") from None
+        return
     try:
         p.mkdir(parents=True, exist_ok=True)
         probe = p / f".write-test-{os.getpid()}"

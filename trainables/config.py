@@ -23,7 +23,9 @@ from typing import Any
 PRECISIONS = ("fp32", "bf16")
 HEADS = ("auto", "linear", "cosine")
 IMB_TYPES = ("lt", "step")
-OPTIMIZERS = ("sgd",)
+# Fields that were removed, with the one value they could hold: old saved configs (results,
+# checkpoints) that carry them stay readable; any other value is an error.
+REMOVED_FIELDS = {"optimizer": "sgd"}   # SGD is the only optimizer the engine builds
 LOSS_HPARAMS = ("s", "max_m", "lam", "gamma", "reg_lambda", "alpha", "eps", "mu", "ldam",
                 "faithful", "ib_start_epoch", "tau")
 LARGE_SCALE_DATASETS = ("imagenet_lt", "places_lt")
@@ -32,6 +34,13 @@ LARGE_SCALE_DATASETS = ("imagenet_lt", "places_lt")
 LARGE_SCALE_RECIPE = {"model": "resnet50", "epochs": 90, "recipe_epochs": 90, "batch_size": 256,
                       "lr_milestones": (50, 70, 85), "lr_factors": (0.1, 0.01, 0.001),
                       "warmup_epochs": 5, "eval_batch_size": 250}
+# Fields that say WHERE or HOW FAST a trial runs, not WHAT it computes: left out of the trial key
+# (the data folder differs between machines; checkpoint cadence, eval batch size, channels_last
+# and compile do not change the trained model beyond float rounding). Everything else, split
+# lists and initial weights included, is part of the key: when in doubt, a trial runs again.
+RUNTIME_FIELDS = frozenset({"data_root", "download", "num_workers", "gpu_decode", "device",
+                            "eval_batch_size", "channels_last", "compile", "checkpoint_every",
+                            "extra", "workers_per_trial"})
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
@@ -56,19 +65,22 @@ class TrialConfig:
         "help": "fraction held out per class from TRAIN, for model selection",
         "group": "data"})
     data_root: str = field(default="./data", metadata={
-        "help": "folder holding the dataset (an explicit path is used or refused, never "
-                "replaced)", "group": "data"})
+        "help": "folder holding the dataset; a path you give is used or refused, never "
+                "replaced by a copy found elsewhere (the default also finds Debian's "
+                "Fashion-MNIST)", "group": "data"})
     download: bool = field(default=False, metadata={
         "help": "let torchvision fetch a missing dataset", "group": "data"})
     augment: bool = field(default=True, metadata={
         "help": "pad-4 random crop + horizontal flip (32x32 datasets)", "group": "data"})
     train_list: str | None = field(default=None, metadata={
-        "help": "file datasets: train split list (default: under data_root)", "group": "data"})
+        "help": "file datasets: train split list; None = the dataset's under data_root",
+        "group": "data"})
     val_list: str | None = field(default=None, metadata={
-        "help": "file datasets: validation split list (default: under data_root)",
+        "help": "file datasets: validation split list; None = the dataset's under data_root",
         "group": "data"})
     test_list: str | None = field(default=None, metadata={
-        "help": "file datasets: test split list (default: under data_root)", "group": "data"})
+        "help": "file datasets: test split list; None = the dataset's under data_root",
+        "group": "data"})
     image_size: int | None = field(default=None, metadata={
         "help": "file datasets: crop size in pixels (None = the dataset's, 224)",
         "group": "data"})
@@ -128,7 +140,8 @@ class TrialConfig:
         "help": "classifier head; auto = cosine for margin losses, linear otherwise",
         "group": "model"})
     init_weights: str | None = field(default=None, metadata={
-        "help": "a local state_dict file to start from (resnet50)", "group": "model"})
+        "help": "a local state_dict file to start from (resnet50); None = random init",
+        "group": "model"})
     # ---- optimisation (LDAM-DRW's CIFAR recipe) ----------------------------------------
     epochs: int = field(default=200, metadata={
         "help": "epochs to train", "group": "schedule"})
@@ -140,10 +153,8 @@ class TrialConfig:
     eval_batch_size: int | None = field(default=None, metadata={
         "help": "evaluation batch size; None = 1000 on a GPU, 100 on CPU (2x faster there)",
         "group": "schedule"})
-    optimizer: str = field(default="sgd", metadata={
-        "help": "optimizer", "group": "schedule"})
     lr: float = field(default=0.1, metadata={
-        "help": "base learning rate (SGD)", "group": "schedule"})
+        "help": "base learning rate (SGD, the only optimizer)", "group": "schedule"})
     momentum: float = field(default=0.9, metadata={
         "help": "SGD momentum", "group": "schedule"})
     weight_decay: float = field(default=2e-4, metadata={
@@ -172,6 +183,12 @@ class TrialConfig:
         "help": "evaluate every N epochs", "group": "execution"})
     checkpoint_every: int = field(default=10, metadata={
         "help": "save a checkpoint every N epochs", "group": "execution"})
+    workers_per_trial: int = field(default=1, metadata={
+        "help": "data-parallel workers of one trial (Ray Train, one GPU each where GPUs "
+                "exist, gloo on CPU); batch_size stays the global batch", "group": "execution"})
+    sync_bn: bool = field(default=False, metadata={
+        "help": "SyncBatchNorm across the trial's workers (default: per-worker BN)",
+        "group": "execution"})
     extra: dict = field(default_factory=dict, compare=False, hash=False, metadata={
         "help": "free-form user notes", "group": "execution"})
 
@@ -189,6 +206,7 @@ class TrialConfig:
             raise ValueError(f"TrialConfig.from_dict expects a dict, got {type(d).__name__}")
         if d.get("dataset") in LARGE_SCALE_DATASETS:
             d = {**LARGE_SCALE_RECIPE, **d}
+        d = _drop_removed(d)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(d) - set(known))
         if unknown:
@@ -256,14 +274,28 @@ class TrialConfig:
                 "head_used": self.resolved_head(), **{f"schedule.{k}": v for k, v in
                                                       self.schedule().items()}}
 
+    # ---- identity ----------------------------------------------------------------------
+    def key_fields(self) -> dict[str, Any]:
+        """What decides this trial's numbers: the resolved values (loss hyper-parameters as
+        used, head, scaled schedule) without RUNTIME_FIELDS. ``None`` (unset, "not applicable")
+        is left out, so a new optional field does not change the keys of earlier trials."""
+        out = {k: v for k, v in self.resolved().items()
+               if k not in RUNTIME_FIELDS and k not in LOSS_HPARAMS and k not in ("head",
+                                                                                   "drw_epoch")}
+        return {k: v for k, v in sorted(out.items()) if v is not None}
+
+    def trial_key(self) -> str:
+        """A stable 12-hex-digit hash of ``key_fields()``: two configs share a key exactly when
+        they train the same model on the same data. Studies use it to skip finished trials."""
+        import hashlib
+        import json
+        text = json.dumps(self.key_fields(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
 
 # =========================================================================================
 # parsing (CLI flags, --set key=value) and validation
 # =========================================================================================
-def field_names() -> list[str]:
-    return [f.name for f in fields(TrialConfig)]
-
-
 def parse_value(key: str, text: str) -> Any:
     """Turn the string ``text`` into the type of field ``key`` (for CLIs); errors name the key."""
     known = {f.name: f for f in fields(TrialConfig)}
@@ -338,6 +370,15 @@ def _coerce(f: dataclasses.Field, v: Any) -> Any:
                      f"got {type(v).__name__} {v!r}")
 
 
+def _drop_removed(d: dict) -> dict:
+    """``d`` without removed fields that hold their only possible value (old saved configs)."""
+    for name, only in REMOVED_FIELDS.items():
+        if name in d and d[name] != only:
+            raise ValueError(f"{name}={d[name]!r} is not supported: {name} is always {only!r} "
+                             f"(the field was removed)")
+    return {k: v for k, v in d.items() if k not in REMOVED_FIELDS}
+
+
 def _choice(name: str, value: Any, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not valid; choose one of {sorted(choices)}")
@@ -360,7 +401,6 @@ def _validate(c: TrialConfig) -> None:
     _choice("model", c.model, MODELS)
     _choice("head", c.head, HEADS)
     _choice("precision", c.precision, PRECISIONS)
-    _choice("optimizer", c.optimizer, OPTIMIZERS)
     if not _DEVICE_RE.match(c.device):
         raise ValueError(f"device={c.device!r} is not valid; use auto, cpu, cuda, cuda:N or mps")
     _check(c.ratio >= 1 and math.isfinite(c.ratio), "ratio", c.ratio, "must be >= 1")
@@ -413,3 +453,7 @@ def _validate(c: TrialConfig) -> None:
     _check(c.num_workers >= 0, "num_workers", c.num_workers, "must be >= 0")
     _check(c.eval_every >= 1, "eval_every", c.eval_every, "must be >= 1")
     _check(c.checkpoint_every >= 1, "checkpoint_every", c.checkpoint_every, "must be >= 1")
+    _check(c.workers_per_trial >= 1, "workers_per_trial", c.workers_per_trial, "must be >= 1")
+    _check(c.batch_size % c.workers_per_trial == 0, "batch_size", c.batch_size,
+           f"the global batch must divide among workers_per_trial={c.workers_per_trial} "
+           "workers (batch_size / workers_per_trial per worker)")

@@ -6,6 +6,7 @@ resume), reports every epoch with ``ray.tune.report``, and attaches a checkpoint
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -17,8 +18,10 @@ from trainables.config import TrialConfig
 from trainables.jsonio import finite_or_none
 from trainables.methods import flatten_trial, method_label
 from trainables.provenance import provenance
+from trainables.ray_metrics import trial_gauges
 
 CHECKPOINT_FILE = "trial.pt"
+CONFUSION_FILE = "confusion.json"   # {split: rows = true class, columns = predicted}
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +36,7 @@ def trial_static_fields(cfg: TrialConfig) -> dict:
     """Fields every report carries, so results are self-describing without params.json."""
     hp = cfg.loss_hparams()
     return {"method": method_label(cfg.loss, cfg.drw, hp.get("lam")),
+            "trial_key": cfg.trial_key(),   # what studies de-duplicate and extend by
             **{f"hp_{k}": v for k, v in hp.items()}, "head_used": cfg.resolved_head(),
             "drw_epoch_used": cfg.schedule()["drw_epoch"], **provenance()}
 
@@ -113,7 +117,7 @@ def _on_disk(where) -> list:
 
 def _reported_epochs(where) -> set | None:
     """Epochs in the trial's stored result.json; None when it cannot be read."""
-    import json
+    from trainables.results import parse_json_lines
     if where is None:
         return None
     fs, path = where
@@ -124,13 +128,7 @@ def _reported_epochs(where) -> set | None:
         return set()
     except OSError:
         return None
-    epochs = set()
-    for line in text.splitlines():
-        try:
-            epochs.add(json.loads(line).get("epoch"))
-        except json.JSONDecodeError:
-            continue
-    return epochs
+    return {row.get("epoch") for row in parse_json_lines(text)}
 
 
 def _load_any(src) -> dict:
@@ -194,7 +192,10 @@ def train_trial(config: dict) -> None:
         trainer.load_state_dict(state)
         _report_lost_epochs(tune, trainer, state, tune_epoch, _reported_epochs(where), static,
                             cfg)
+    gauges = trial_gauges(cfg, static["method"])   # the dashboard's per-trial metrics
     for m in trainer.epochs():
+        if gauges is not None:
+            gauges.update(m)
         _report(tune, trainer, {**m, **static}, cfg)
         maybe_inject_fault(m["epoch"], tune.get_context().get_trial_id(), trainer)
 
@@ -220,6 +221,8 @@ def _report(tune, trainer, metrics: dict, cfg: TrialConfig, force: bool = False)
     if force or metrics["done"] or metrics["epoch"] % cfg.checkpoint_every == 0:
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(Path(tmp) / CHECKPOINT_FILE)
+            if metrics["done"] and trainer.confusion:   # the final one, beside the weights
+                (Path(tmp) / CONFUSION_FILE).write_text(json.dumps(trainer.confusion))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
     else:
         tune.report(metrics)

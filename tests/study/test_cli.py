@@ -34,23 +34,28 @@ def test_seeds_and_epochs_reach_the_trials(capsys, tmp_path):
                            "--storage", str(tmp_path))
     assert rc == 0, err
     assert "160 trials" in out
-    first = json.loads(out.splitlines()[1])
+    first = json.loads(next(ln for ln in out.splitlines() if ln.startswith("#   {"))[4:])
     assert first["seed"] == 7 and first["epochs"] == 20 and first["precision"] == "bf16"
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["run", "tabel1"], r"unknown space 'tabel1'.*table1"),
+    (["run", "tabel1"], r"unknown study 'tabel1'.*table1"),
     (["run", "smoke", "--set", "lamda=0.5"], r"unknown config key 'lamda'"),
     (["run", "smoke", "--set", "epochs=two"], r"'epochs' expects int, got 'two'"),
     (["run", "smoke", "--set", "lam=-0.5"], r"lam=-0\.5 is out of range"),
     (["run", "smoke", "--set", "s=abc"], r"'s' expects None or float"),
-    (["run", "quickstart", "--set", "reg_lambda=0.1"], r"--set reg_lambda: no method of this space"),
+    (["run", "quickstart", "--set", "reg_lambda=0.1"], r"--set reg_lambda: no method of this study"),
+    (["run", "quickstart", "--grid", "reg_lambda=0.1,0.2"], r"grid reg_lambda: no method"),
+    (["run", "quickstart", "--grid", "lam=0..x"], r"--grid lam: .*'0\.\.x'"),
+    (["run", "quickstart", "--grid", "seed"], r"--grid expects key=value"),
+    (["run", "smoke", "--into", "no-such-study"], r"no study at 'no-such-study'"),
+    (["run", "no-such-file.yaml"], r"no-such-file\.yaml: no such study file"),
     (["run", "smoke", "--set", "ratio=0.5"], r"ratio=0\.5 is out of range"),
     (["run", "smoke", "--set", "lam"], r"--set expects key=value"),
     (["run", "smoke", "--seeds", "a,b"], r"--seeds expects comma-separated integers"),
     (["run", "smoke", "--gpus-per-trial", "-1"], r"--gpus-per-trial must be >= 0"),
     (["run", "smoke", "--max-concurrent", "0"], r"--max-concurrent must be >= 1"),
-    (["run", "smoke", "--option", "colour=red"], r"colour"),
+    (["run", "smoke", "--option", "colour=red"], r"has no option 'colour'"),
     (["status", "no-such-study"], r"no study at 'no-such-study'"),
     (["resume", "no-such-study"], r"no study at 'no-such-study'"),
 ])
@@ -76,5 +81,25 @@ def test_existing_study_of_another_space_is_refused(capsys, tmp_path):
     (study / "study.json").write_text(json.dumps({"space": "table1", "name": "mine"}))
     rc, _, err = run_cli(capsys, "run", "smoke", "--name", "mine", "--storage", str(tmp_path))
     assert rc == 2
-    assert "already exists of space 'table1'" in err and "--force" in err
+    assert "already exists of study 'table1'" in err and "--force" in err and "--into" in err
     assert json.loads((study / "study.json").read_text())["space"] == "table1"   # untouched
+
+
+def test_a_dry_run_checks_the_storage_as_the_run_would(capsys, tmp_path):
+    for storage in ("/proc/forbidden", str(tmp_path / "a-file" / "results")):
+        (tmp_path / "a-file").write_text("not a folder")
+        rc, _, err = run_cli(capsys, "run", "smoke", "--dry-run", "--storage", storage)
+        assert rc == 2 and "is not writable" in err and len(err.strip().splitlines()) == 1
+    rc, _, err = run_cli(capsys, "show", "smoke", "--set", "lamda=1")
+    assert rc == 2 and "unknown config key 'lamda'" in err
+
+
+def test_show_prints_a_study_file_that_runs_as_shown(capsys, tmp_path):
+    rc, out, err = run_cli(capsys, "show", "ratio_sweep", "--seeds", "0,1")
+    assert rc == 0, err
+    assert "methods: [ce, ldam+drw, elm+drw(lam=0.5), elm_wo_dy(lam=1.0)]" in out
+    assert "# 32 trials" in out
+    copy = tmp_path / "mine.yaml"
+    copy.write_text(out)
+    rc, out2, err = run_cli(capsys, "run", str(copy), "--dry-run", "--storage", str(tmp_path))
+    assert rc == 0 and "# 32 trials" in out2, err

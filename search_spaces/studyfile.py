@@ -1,0 +1,332 @@
+"""Study files: a whole study on one page of YAML, read into a checked, normalised dict.
+
+    description: imbalance ratio sweep on CIFAR-10-LT
+    base: {dataset: cifar10, imb_type: lt, epochs: 200}      # fields every trial shares
+    methods: [ce, ldam+drw, elm+drw(lam=0.5), {loss: elm_wo_dy, lam: 1.0}]
+    grid: {ratio: [10, 50, 100, 200], seed: 0..2}             # more axes
+    resources: {gpus_per_trial: 0.25}
+    search: {sampler: tpe, num_samples: 40, metric: val_top1, space: {lam: uniform(0, 1.5)}}
+    scheduler: {type: asha, grace_period: 20}
+
+Values: a method is ``LOSS[+drw][(field=value, ...)]`` or a mapping of TrialConfig fields; an
+axis is a list, ``a..b`` (integers, both ends included) or ``start:stop:step`` (exact decimals,
+both ends included: ``0:1.5:0.1`` is 0.0, 0.1, ..., 1.5). Every problem is a
+``StudyFileError`` naming the file and the key (``grid.ratio``, ``methods[2]``...).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainables.config import LOSS_HPARAMS, TrialConfig, parse_value
+
+TOP_KEYS = ("description", "base", "methods", "grid", "resources", "search", "scheduler")
+RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")
+SEARCH_KEYS = ("sampler", "num_samples", "seed", "metric", "mode", "space")
+SAMPLERS = ("tpe", "random")
+SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "max_t", "reduction_factor")
+SCHEDULERS = ("asha",)
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
+_METHOD_RE = re.compile(r"^(?P<loss>[A-Za-z0-9_]+)(?P<drw>\+drw)?(?:\((?P<args>.*)\))?$")
+_DIST_RE = re.compile(r"^(?P<kind>[a-z]+)\((?P<args>.*)\)$")
+_INT_RANGE_RE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
+
+
+class StudyFileError(ValueError):
+    """A study file (or a command-line change to one) that cannot be run: exit 2."""
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load without YAML 1.1's base-60 numbers (``1:50:10`` would silently be 6610)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers
+         if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") or ":" not in
+         rx.pattern.replace("(?:", "").replace("[-+]", "")]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _tag, _rx, _first in (
+        ("tag:yaml.org,2002:int", r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"
+                                  r"|[-+]?0x[0-9a-fA-F_]+)$", "-+0123456789"),
+        ("tag:yaml.org,2002:float", r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?"
+                                    r"|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)"
+                                    r"|\.(?:nan|NaN|NAN)|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+)$",
+         "-+0123456789.")):
+    _Loader.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
+
+
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(TrialConfig) if f.name != "extra"}
+
+
+class Context:
+    """Where a value came from, for error messages: ``Context(file).at('grid', 'ratio')``."""
+
+    def __init__(self, source: str, path: tuple = ()):
+        self.source, self.path = source, path
+
+    def at(self, *keys) -> Context:
+        return Context(self.source, self.path + keys)
+
+    def where(self) -> str:
+        text = ""
+        for k in self.path:
+            text += f"[{k}]" if isinstance(k, int) else (f".{k}" if text and not
+                                                          text.startswith("--") else
+                                                          (f" {k}" if text else str(k)))
+        return f"{self.source}: {text}" if text else self.source
+
+    def fail(self, msg: str):
+        raise StudyFileError(f"{self.where()}: {msg}")
+
+    def mapping(self, value, valid: tuple | None = None) -> dict:
+        if not isinstance(value, dict):
+            self.fail(f"expects a mapping (key: value), got {type(value).__name__} {value!r}")
+        if valid is not None:
+            bad = sorted(map(str, set(value) - set(valid)))
+            if bad:
+                self.fail(f"unknown key(s) {bad}; valid keys: {list(valid)}")
+        return value
+
+
+# =========================================================================================
+# values
+# =========================================================================================
+def field_value(ctx: Context, name: str, value: Any) -> Any:
+    """One TrialConfig field's value, typed as the field wants (strings parsed as on the CLI)."""
+    fields = _fields()
+    if name not in fields:
+        ctx.fail(f"'{name}' is not a TrialConfig field; valid fields: {sorted(fields)}")
+    from trainables.config import _coerce
+    try:
+        if isinstance(value, str):
+            return parse_value(name, value)
+        value = _coerce(fields[name], value)
+        return list(value) if isinstance(value, tuple) else value
+    except ValueError as e:
+        ctx.fail(str(e))
+
+
+def axis_values(ctx: Context, name: str, value: Any) -> list:
+    """An axis: a list, ``a..b`` or ``start:stop:step``; each value typed; non-empty, distinct."""
+    if isinstance(value, str):
+        values = parse_range(ctx, value)
+    elif isinstance(value, list):
+        values = value
+    else:
+        values = [value]
+    if not values:
+        ctx.fail("an axis needs at least one value, got an empty list")
+    out = [field_value(ctx.at(i) if isinstance(value, list) else ctx, name, v)
+           for i, v in enumerate(values)]
+    if len({repr(v) for v in out}) != len(out):
+        ctx.fail(f"values repeat: {out}")
+    return out
+
+
+def parse_range(ctx: Context, text: str) -> list:
+    """``a..b`` (integers) or ``start:stop:step`` (exact decimals), both ends included, or
+    ``v1,v2,...`` (the command line's lists); anything else is one value."""
+    if "," in text:      # the command line's v1,v2,... (each may be a range itself)
+        return [v for part in text.split(",") if part.strip()
+                for v in parse_range(ctx, part.strip())]
+    m = _INT_RANGE_RE.match(text)
+    if m:
+        lo, hi = int(m.group(1)), int(m.group(2))
+        if lo > hi:
+            ctx.fail(f"range {text!r} is empty ({lo} > {hi})")
+        return list(range(lo, hi + 1))
+    if text.count(":") == 2:
+        try:
+            start, stop, step = (Decimal(p.strip()) for p in text.split(":"))
+        except InvalidOperation:
+            ctx.fail(f"malformed range {text!r}; write start:stop:step, e.g. 0:1.5:0.1")
+        if step <= 0 or stop < start:
+            ctx.fail(f"malformed range {text!r}: needs step > 0 and start <= stop")
+        count = (stop - start) / step
+        if count != count.to_integral_value():
+            ctx.fail(f"range {text!r}: step {step} does not land on {stop}")
+        vals = [start + i * step for i in range(int(count) + 1)]
+        return [int(v) if v == v.to_integral_value() and "." not in text else float(v)
+                for v in vals]
+    if ".." in text or text.count(":") == 1:
+        ctx.fail(f"malformed range {text!r}; write a..b (integers) or start:stop:step")
+    return [text]
+
+
+def parse_method(ctx: Context, item: Any) -> dict:
+    """``elm+drw(lam=0.5)`` or ``{loss: elm, drw: true, lam: 0.5}`` -> typed TrialConfig fields."""
+    from trainables.losses import LOSSES
+    if isinstance(item, str):
+        m = _METHOD_RE.match(item.strip())
+        if not m:
+            ctx.fail(f"cannot read method {item!r}; write LOSS, LOSS+drw or LOSS+drw(k=v, ...),"
+                     f" e.g. elm+drw(lam=0.5)")
+        fields = {"loss": m.group("loss"), "drw": bool(m.group("drw"))}
+        for part in filter(None, (p.strip() for p in (m.group("args") or "").split(","))):
+            key, sep, val = part.partition("=")
+            if not sep:
+                ctx.fail(f"method {item!r}: expected k=v inside the parentheses, got {part!r}")
+            fields[key.strip()] = val.strip()
+    elif isinstance(item, dict):
+        fields = dict(item)
+    else:
+        ctx.fail(f"a method is a string like 'elm+drw(lam=0.5)' or a mapping, got {item!r}")
+    if "loss" not in fields:
+        ctx.fail(f"method {item!r} names no loss")
+    out = {k: field_value(ctx, k, v) for k, v in fields.items()}
+    if out["loss"] not in LOSSES:
+        ctx.fail(f"unknown loss '{out['loss']}'; choose one of {sorted(LOSSES)}")
+    out.setdefault("drw", False)
+    for k in out:
+        if k in LOSS_HPARAMS and k not in LOSSES[out["loss"]].defaults:
+            ctx.fail(f"{k} does not apply to loss '{out['loss']}'; it takes "
+                     f"{sorted(LOSSES[out['loss']].defaults) or 'no hyper-parameters'}")
+    return out
+
+
+def parse_distribution(ctx: Context, name: str, text: Any):
+    """``uniform(a, b)``, ``loguniform(a, b)``, ``int(a, b)`` (both ends) or ``choice(x, y)``
+    over TrialConfig field ``name`` -> (kind, typed args)."""
+    fields = _fields()
+    if name not in fields:
+        ctx.fail(f"'{name}' is not a TrialConfig field; valid fields: {sorted(fields)}")
+    m = _DIST_RE.match(text.strip()) if isinstance(text, str) else None
+    if not m or m.group("kind") not in DISTRIBUTIONS:
+        ctx.fail(f"expects one of {[d + '(...)' for d in DISTRIBUTIONS]}, got {text!r}")
+    kind, args = m.group("kind"), [a.strip() for a in m.group("args").split(",") if a.strip()]
+    if kind == "choice":
+        if not args:
+            ctx.fail("choice(...) needs at least one value")
+        return kind, [field_value(ctx, name, a) for a in args]
+    from trainables.config import _kinds
+    numeric = {int, float} & _kinds(fields[name])
+    if not numeric or bool in _kinds(fields[name]):
+        ctx.fail(f"{kind}(...) needs a numeric field; '{name}' is not (use choice(...))")
+    if kind == "int" and int not in numeric:
+        ctx.fail(f"int(...) needs an integer field; '{name}' is a float (use uniform)")
+    try:
+        lo, hi = (float(a) for a in args)
+    except ValueError:
+        ctx.fail(f"{kind}(low, high) needs two numbers, got {text!r}")
+    if not lo < hi or (kind == "loguniform" and lo <= 0):
+        ctx.fail(f"{text!r}: needs low < high" + (" and low > 0" if kind == "loguniform" else ""))
+    return kind, ([int(lo), int(hi)] if kind == "int" else [lo, hi])
+
+
+# =========================================================================================
+# the file
+# =========================================================================================
+def read_study_file(path: str | Path) -> dict:
+    """Parse and check a study file -> a normalised dict (methods as mappings, axes as lists,
+    distributions as [kind, args]); the name is the file's stem."""
+    path = Path(path)
+    ctx = Context(str(path))
+    try:
+        data = yaml.load(path.read_text(), Loader=_Loader)
+    except OSError as e:
+        ctx.fail(f"cannot read ({e.strerror or e})")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        ctx.fail(f"not valid YAML{at}: {getattr(e, 'problem', None) or e}")
+    return normalise(ctx, data, path.stem)
+
+
+def normalise(ctx: Context, data: Any, name: str) -> dict:
+    ctx.mapping(data, TOP_KEYS)
+    spec = {"name": name, "description": str(data.get("description") or "")}
+    spec["base"] = {k: field_value(ctx.at("base", k), k, v)
+                    for k, v in ctx.at("base").mapping(data.get("base") or {}).items()}
+    methods = data.get("methods")
+    if methods is not None:
+        if not isinstance(methods, list) or not methods:
+            ctx.at("methods").fail(f"expects a non-empty list of methods, got {methods!r}")
+        spec["methods"] = [parse_method(ctx.at("methods", i), m) for i, m in enumerate(methods)]
+    spec["grid"] = {k: axis_values(ctx.at("grid", k), k, v)
+                    for k, v in ctx.at("grid").mapping(data.get("grid") or {}).items()}
+    spec["resources"] = _resources(ctx.at("resources"), data.get("resources") or {})
+    if data.get("search") is not None:
+        spec["search"] = _search(ctx.at("search"), data["search"])
+    if data.get("scheduler") is not None:
+        spec["scheduler"] = _scheduler(ctx.at("scheduler"), data["scheduler"])
+    check_consistent(ctx, spec)
+    return spec
+
+
+def _resources(ctx: Context, data) -> dict:
+    ctx.mapping(data, RESOURCE_KEYS)
+    for k, v in data.items():
+        integral = k in ("max_concurrent", "max_failures")
+        if isinstance(v, bool) or not isinstance(v, int if integral else (int, float)) or v < (
+                1 if k == "max_concurrent" else 0):
+            ctx.at(k).fail(f"expects a {'n integer' if integral else ' number'} >= "
+                           f"{1 if k == 'max_concurrent' else 0}, got {v!r}")
+    return dict(data)
+
+
+def _search(ctx: Context, data) -> dict:
+    ctx.mapping(data, SEARCH_KEYS)
+    out = {"sampler": data.get("sampler", "tpe"), "num_samples": data.get("num_samples", 20),
+           "seed": data.get("seed", 0), "metric": data.get("metric", "val_top1"),
+           "mode": data.get("mode", "max")}
+    if out["sampler"] not in SAMPLERS:
+        ctx.at("sampler").fail(f"unknown sampler {out['sampler']!r}; choose one of "
+                               f"{list(SAMPLERS)}")
+    for k in ("num_samples", "seed"):
+        v = out[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "num_samples" else 0):
+            ctx.at(k).fail(f"expects an integer >= {1 if k == 'num_samples' else 0}, got {v!r}")
+    if out["mode"] not in ("max", "min"):
+        ctx.at("mode").fail(f"expects max or min, got {out['mode']!r}")
+    space = ctx.at("space").mapping(data.get("space") or {})
+    if not space:
+        ctx.at("space").fail("a search needs at least one field to search over")
+    out["space"] = {k: list(parse_distribution(ctx.at("space", k), k, v))
+                    for k, v in space.items()}
+    return out
+
+
+def _scheduler(ctx: Context, data) -> dict:
+    ctx.mapping(data, SCHEDULER_KEYS)
+    out = dict(data)
+    out.setdefault("type", "asha")
+    if out["type"] not in SCHEDULERS:
+        ctx.at("type").fail(f"unknown scheduler {out['type']!r}; choose one of "
+                            f"{list(SCHEDULERS)}")
+    for k in ("grace_period", "max_t"):
+        v = out.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            ctx.at(k).fail(f"expects an integer >= 1, got {v!r}")
+    rf = out.get("reduction_factor")
+    if rf is not None and (isinstance(rf, bool) or not isinstance(rf, (int, float)) or rf <= 1):
+        ctx.at("reduction_factor").fail(f"expects a number > 1, got {rf!r}")
+    return out
+
+
+def check_consistent(ctx: Context, spec: dict) -> None:
+    """Rules across keys: a loss hyper-parameter axis needs a method that takes it; a search
+    has no grid axes or several methods (Optuna samples every axis itself)."""
+    from trainables.losses import LOSSES
+    losses = {m["loss"] for m in spec.get("methods") or [{"loss": spec["base"].get(
+        "loss", "ce")}]}
+    for k in list(spec["grid"]) + list(spec.get("search", {}).get("space", {})):
+        if k in LOSS_HPARAMS and not any(k in LOSSES[loss].defaults for loss in losses):
+            where = ctx.at("grid", k) if k in spec["grid"] else ctx.at("search", "space", k)
+            where.fail(f"no method of this study takes {k} (losses here: {sorted(losses)}; "
+                       f"losses that take it: "
+                       f"{sorted(n for n, s in LOSSES.items() if k in s.defaults)})")
+    if "search" in spec:
+        if spec["grid"]:
+            ctx.at("grid").fail("a search study cannot also have grid axes (Optuna samples "
+                                "every trial); put fixed values in base, run one study per seed")
+        if len(spec.get("methods") or []) > 1:
+            ctx.at("methods").fail("a search study takes one method (set loss in base)")
+    elif "scheduler" in spec:
+        ctx.at("scheduler").fail("a scheduler needs a search: section (grids run every trial "
+                                 "to the end)")
