@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test demo bench profile clean
+.PHONY: setup test demo bench profile clean notebooks
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,16 @@ bench: $(STAMP)
 
 profile: $(STAMP)
 	$(BIN)/python bench/profile_step.py
+
+# JupyterLab on analysis/notebooks, listening on 127.0.0.1 only, with token auth (open the
+# printed http://127.0.0.1:PORT/lab?token=... URL). The study to analyse: ELM_STUDY=results/NAME.
+ELM_STUDY ?= results/quickstart
+NB_PORT   ?= 8888
+notebooks: $(STAMP)
+	@test -d "$(ELM_STUDY)" || echo "note: $(ELM_STUDY) does not exist yet: run make demo or pass ELM_STUDY=results/NAME"
+	ELM_STUDY="$(abspath $(ELM_STUDY))" $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 \
+	  --ServerApp.port=$(NB_PORT) --ServerApp.open_browser=False \
+	  --ServerApp.root_dir=analysis/notebooks
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
