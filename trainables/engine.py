@@ -26,11 +26,12 @@ import torch
 from trainables.config import TrialConfig
 from trainables.data.build import build_data, make_loaders
 from trainables.losses import create_loss, drw_weights
-from trainables.metrics import TopKAccumulator
+from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
 from trainables.models import create_model
 from trainables.provenance import provenance
 
 CHECKPOINT_FORMAT = 1
+CONFUSION_IN_ROW_MAX = 100   # classes: larger confusion matrices go only to the trial's file
 
 
 class CheckpointError(RuntimeError):
@@ -119,6 +120,7 @@ class Trainer:
         self.best = {"best_test_top1": math.nan, "best_epoch": 0}   # NaN until evaluated
         self.last_metrics: dict = {}
         self.history: list[dict] = []   # every epoch's metrics: a resumed trial can re-report
+        self.confusion: dict = {}       # split -> the last evaluation's confusion matrix
 
     # ---- one epoch ------------------------------------------------------------------
     def _autocast(self):
@@ -169,16 +171,22 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self, split: str = "test") -> dict:
-        """Top-1/3/5, per-class and shot-group accuracy on ``split`` ('test' or 'val')."""
+        """Top-1/3/5, per-class and shot-group accuracy on ``split`` ('test' or 'val'), and
+        ECE, NLL, precision/recall/macro-F1 (the confusion matrix is kept in ``confusion``)."""
         self.model.eval()
         acc = TopKAccumulator(self.data.num_classes, self.device)
+        diag = DiagnosticAccumulator(self.data.num_classes, self.device)
+        scale = float(getattr(self.criterion, "s", 1.0))   # margin losses train on s·cos
         t0, n = time.perf_counter(), 0
         for x, y in self.eval_loaders[split]:
             with self._autocast():
                 logits, _ = self.forward(x)
             acc.update(logits.float(), y)
+            diag.update(logits.float() * scale, y)
             n += y.shape[0]
         out = acc.summary(self.data.class_counts, prefix=f"{split}_")
+        out.update(diag.summary(prefix=f"{split}_"))
+        self.confusion[split] = diag.confusion_matrix()
         dt = time.perf_counter() - t0
         out[f"{split}_images_per_s"] = n / dt if dt > 0 else math.nan
         return out
@@ -192,6 +200,8 @@ class Trainer:
             if self.status == "running" and (self.epoch % self.cfg.eval_every == 0 or last):
                 for split in self.eval_loaders:
                     m.update(self.evaluate(split))
+                    if last and self.data.num_classes <= CONFUSION_IN_ROW_MAX:
+                        m[f"{split}_confusion"] = self.confusion[split]
                 if not m["test_top1"] <= self.best["best_test_top1"]:   # NaN compares False
                     self.best = {"best_test_top1": m["test_top1"], "best_epoch": self.epoch}
             if self.status == "running" and last:
