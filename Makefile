@@ -44,7 +44,8 @@ notebooks: $(STAMP)
 	@test -d "$(ELM_STUDY)" || echo "note: $(ELM_STUDY) does not exist yet: run make demo or pass ELM_STUDY=results/NAME"
 	ELM_STUDY="$(abspath $(ELM_STUDY))" $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 \
 	  --ServerApp.port=$(NB_PORT) --ServerApp.open_browser=False \
-	  --ServerApp.root_dir=analysis/notebooks
+	  --ServerApp.terminals_enabled=False --ServerApp.root_dir=analysis/notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
