@@ -88,7 +88,7 @@ def latex_text(s) -> str:
     ``Styler.format(escape='latex-math')`` (which handles %, &, #, _, ...)."""
     s = str(s)
     for sym, tex in (("±", r"$\pm$"), ("λ", r"$\lambda$"), ("Δ", r"$\Delta$"),
-                     ("×", r"$\times$"), ("–", "--")):
+                     ("×", r"$\times$"), ("ρ", r"$\rho$"), ("–", "--")):
         s = s.replace(sym, tex)
     return s
 
