@@ -89,22 +89,30 @@ def _setting(d: pd.DataFrame):
     return dict(zip(keys, top)), d[mask]
 
 
+def class_axis(setting: dict) -> tuple[np.ndarray, list[str]]:
+    """Class order (most training images first) and tick labels 'name\n(count)' for a
+    setting (dataset, imb_type, ratio, img_max); names are indices where the dataset has
+    none."""
+    from trainables.data.imbalance import class_counts
+    from trainables.data.registry import get_dataset
+    info = get_dataset(setting["dataset"])
+    img_max = setting.get("img_max")
+    img_max = int(img_max) if img_max is not None and not pd.isna(img_max) else info.img_max
+    counts = np.asarray(class_counts(info.num_classes, img_max, setting.get("imb_type", "lt"),
+                                     float(setting["ratio"])))
+    order = np.argsort(-counts, kind="stable")
+    names = style.class_names(setting["dataset"], info.num_classes)
+    return order, [f"{names[i]}\n({counts[i]})" for i in order]
+
+
 def per_class_vs_size(df: pd.DataFrame, out, methods=None, colours=None) -> Path:
     """Per-class test accuracy (mean over seeds), classes ordered by training size, named
     where the dataset has names: which classes a method rescues (e.g. Fashion-MNIST's
     'Shirt')."""
-    from trainables.data.imbalance import class_counts
-    from trainables.data.registry import get_dataset
     d = _done(df)
     d = d[d["test_per_class"].notna()]
     setting, d = _setting(d)
-    dataset, imb, ratio = setting["dataset"], setting.get("imb_type", "lt"), setting["ratio"]
-    info = get_dataset(dataset)
-    img_max = setting.get("img_max")
-    img_max = int(img_max) if img_max is not None and not pd.isna(img_max) else info.img_max
-    counts = np.asarray(class_counts(info.num_classes, img_max, imb, float(ratio)))
-    order = np.argsort(-counts, kind="stable")
-    names = style.class_names(dataset, info.num_classes)
+    order, ticks = class_axis(setting)
     colours = colours or study_colours(df)
     methods = methods or list(dict.fromkeys(d["method"]))
     fig, ax = style.figure(figsize=(max(6.0, 0.45 * min(len(order), 40)), 4.2))
@@ -116,13 +124,13 @@ def per_class_vs_size(df: pd.DataFrame, out, methods=None, colours=None) -> Path
         acc = np.nanmean(np.array(part["test_per_class"].tolist(), dtype=float), axis=0)
         ax.plot(x, acc[order], marker="o", ms=3, lw=1, label=m, color=colours.get(m))
     if len(order) <= 20:
-        ax.set_xticks(x, [f"{names[i]}\n({counts[i]})" for i in order], rotation=45,
-                      ha="right", rotation_mode="anchor")
+        ax.set_xticks(x, ticks, rotation=45, ha="right", rotation_mode="anchor")
         ax.set_xlabel("class (training images), largest first")
     else:
         ax.set_xlabel("classes by training size, largest first (rank)")
     ax.set_ylabel("class test accuracy (%)")
-    ax.set_title(f"{dataset}-{imb} r={float(ratio):g}: per-class test accuracy")
+    ax.set_title(f"{setting['dataset']}-{setting.get('imb_type', 'lt')} "
+                 f"r={float(setting['ratio']):g}: per-class test accuracy")
     style.legend(fig, ax)
     return style.save(fig, out)
 
@@ -169,6 +177,7 @@ def learning_curves(curves: pd.DataFrame, df: pd.DataFrame, out,
             ax.fill_between(s.index, s["mean"] - s["std"], s["mean"] + s["std"], alpha=0.2,
                             color=col)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(names.get(name, name))
     style.legend(fig, axes[0][0])       # the same methods in every panel: one legend
     return style.save(fig, out)
