@@ -62,6 +62,18 @@ def check_study(study: Path) -> None:
                         "results/quickstart)")
 
 
+def check_packages() -> None:
+    """The report's optional packages, before anything is written (pandas imports them late,
+    which would leave a half-written report)."""
+    import importlib
+    for name in ("jinja2", "tabulate"):      # Styler, to_markdown
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise AnalysisError(f"missing optional package '{name}' (pip install {name}; "
+                                "see requirements.txt)") from None
+
+
 def check_out(out: Path) -> None:
     """Create the output folder and prove it writable before any work."""
     try:
@@ -142,6 +154,7 @@ def _layout_tables(df, out) -> list[tuple[str, str, pd.DataFrame]]:
 def build_report(study, out=None) -> Path:
     study = Path(study)
     check_study(study)
+    check_packages()
     out = Path(out) if out else study / "report"
     check_out(out)
     df, curves = load_study(study), load_curves(study)
@@ -200,10 +213,6 @@ def main(argv=None) -> int:
         out = build_report(args.study, args.out)
     except AnalysisError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
-    except ImportError as e:          # an optional package of the report is not installed
-        print(f"{PROG}: error: missing optional package '{e.name}' (pip install "
-              f"{e.name}; see requirements.txt)", file=sys.stderr)
         return 2
     print(f"report: {out / 'report.html'}\n        {out / 'report.md'}")
     return 0
