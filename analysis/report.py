@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis import page, plots, summary, tables
 from analysis.collect import load_curves, load_study
+from trainables.results import trial_dirs
 
 PROG = "python -m analysis"
 STUDY_FILE = "study.json"       # the study's own record (study/store.py writes it)
@@ -53,7 +54,7 @@ def check_study(study: Path) -> None:
     if not study.is_dir():
         raise AnalysisError(f"not a folder: {study} (pass a study folder, e.g. "
                             "results/quickstart)")
-    if any(study.glob("*/params.json")):
+    if trial_dirs(study):
         return
     if (study / STUDY_FILE).exists() or any(study.glob("experiment_state-*.json")):
         raise AnalysisError(f"study {study} holds no trials yet (none has started)")
