@@ -1,0 +1,181 @@
+"""Where else a study's numbers go: TensorBoard always, MLflow and W&B on request.
+
+* TensorBoard: one event file per trial under its trial folder, in a run named after the
+  method and seed (``<trial dir>/ELM+DRW_lam0.5_seed1``), scalars ``test/top1``, ``test/many``,
+  ``test/medium``, ``test/few``, ``train/loss``, ``train/top1``, ``train/lr``... stepped by
+  epoch, and the method's hyper-parameters in the HParams tab. ``tensorboard --logdir STUDY``.
+* ``--log mlflow[=URI]``: Ray's MLflow callback with a file-backed store (default
+  ``sqlite:///<study>/mlflow.db``, no server): one run per trial named after it, the resolved
+  TrialConfig as params, per-epoch metrics (``test_top1``...) and tags study/method/seed.
+* ``--log wandb``: Ray's W&B callback, only where ``wandb`` is installed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from pathlib import Path
+
+from study.store import StudyError, is_remote
+from trainables.methods import flatten_trial
+
+LOG_CHOICES = ("mlflow[=URI]", "wandb")
+# result key -> TensorBoard tag (grouped in sections by the part before '/')
+TB_TAGS = {"test_top1": "test/top1", "test_top3": "test/top3", "test_top5": "test/top5",
+           "test_many": "test/many", "test_medium": "test/medium", "test_few": "test/few",
+           "test_macro_f1": "test/macro_f1", "test_ece": "test/ece", "test_nll": "test/nll",
+           "val_top1": "val/top1", "best_test_top1": "test/best_top1",
+           "train_loss": "train/loss", "train_top1": "train/top1", "lr": "train/lr",
+           "train_images_per_s": "speed/train_images_per_s", "train_time_s": "speed/epoch_s"}
+
+
+def parse_log_flags(values: list[str]) -> list[tuple[str, str | None]]:
+    """``['mlflow=sqlite:///x.db', 'wandb']`` -> ``[('mlflow', 'sqlite:///x.db'), ('wandb', None)]``;
+    an unknown target, or one whose package is missing, is refused before Ray starts."""
+    out = []
+    for v in values:
+        kind, sep, uri = v.partition("=")
+        if kind not in ("mlflow", "wandb") or (kind == "wandb" and sep):
+            raise StudyError(f"--log {v!r}: choose from {', '.join(LOG_CHOICES)}")
+        if importlib.util.find_spec(kind) is None:
+            pkg = "mlflow-skinny" if kind == "mlflow" else "wandb"
+            raise StudyError(f"--log {kind} needs the '{kind}' package, which is not installed "
+                             f"here (pip install {pkg})")
+        out.append((kind, uri or None))
+    return out
+
+
+def run_name(config: dict) -> str:
+    """'ELM+DRW_lam0.5_seed1': a TensorBoard run / folder name without spaces or Greek."""
+    from trainables.ray_metrics import trial_name
+    text = (trial_name(config).replace("λ=", "lam").replace("Δ", "D").replace(" + ", "+")
+            .replace(" seed ", "_seed"))
+    return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9+._-]+", "_", text)).strip("_")
+
+
+def trial_params(config: dict) -> dict:
+    """The resolved TrialConfig of a Tune config (every field, defaults filled in)."""
+    from trainables.config import TrialConfig
+    try:
+        return TrialConfig.from_dict(flatten_trial(config)).to_dict()
+    except Exception:   # a config this version cannot read: log what Tune has
+        return flatten_trial(config)
+
+
+def _scalar(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def logger_callbacks(meta: dict, path: str, logs: list) -> list:
+    cbs = [tensorboard_callback()]
+    for kind, uri in logs:
+        cbs.append(mlflow_callback(meta, path, uri) if kind == "mlflow"
+                   else wandb_callback(meta))
+    return cbs
+
+
+def tensorboard_callback():
+    from ray.tune.logger import TBXLoggerCallback
+
+    class StudyTensorBoard(TBXLoggerCallback):
+        """Ray's TBX logger (so Tune adds no second one) with readable names and steps."""
+
+        def log_trial_start(self, trial):
+            if trial in self._trial_writer:
+                self._trial_writer[trial].close()
+            trial.init_local_path()
+            logdir = Path(trial.local_path) / run_name(trial.config)
+            self._trial_writer[trial] = self._summary_writer_cls(str(logdir), flush_secs=30)
+            self._trial_result[trial] = {}
+
+        def log_trial_result(self, iteration, trial, result):
+            if trial not in self._trial_writer:
+                self.log_trial_start(trial)
+            step = int(result.get("epoch") or result.get("training_iteration") or 0)
+            writer, kept = self._trial_writer[trial], {}
+            for key, tag in TB_TAGS.items():
+                if _scalar(result.get(key)):
+                    writer.add_scalar(tag, result[key], global_step=step)
+                    kept[tag] = result[key]
+            self._trial_result[trial] = {**self._trial_result[trial], **kept}
+            writer.flush()
+
+        def _try_log_hparams(self, trial, result):
+            p = trial_params(trial.config)
+            hp = {k: v for k, v in p.items() if isinstance(v, (str, bool, int, float))
+                  and k in ("loss", "drw", "lam", "seed", "dataset", "imb_type", "ratio",
+                            "epochs", "lr", "batch_size", "max_m", "s", "gamma")}
+            hp["method"] = (trial.last_result or {}).get("method") or run_name(trial.config)
+            from tensorboardX.summary import hparams
+            for tag in hparams(hparam_dict=hp, metric_dict=result):
+                self._trial_writer[trial].file_writer.add_summary(tag)
+
+    return StudyTensorBoard()
+
+
+def default_mlflow_uri(path: str) -> str:
+    if is_remote(path):
+        raise StudyError("--log mlflow with remote --storage needs an explicit URI "
+                         "(--log mlflow=sqlite:////shared/mlflow.db)")
+    return f"sqlite:///{Path(path).resolve() / 'mlflow.db'}"
+
+
+def mlflow_callback(meta: dict, path: str, uri: str | None):
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    class StudyMLflow(MLflowLoggerCallback):
+        """One MLflow run per trial (reopened on resume), named like the trial."""
+
+        def log_trial_start(self, trial):
+            if trial not in self._trial_runs:
+                f = flatten_trial(trial.config)
+                tags = {**self.tags, "trial_id": trial.trial_id, "seed": str(f.get("seed")),
+                        "method": run_name(trial.config).rsplit("_seed", 1)[0],
+                        "method_label": _label(trial.config),
+                        "dataset": f"{f.get('dataset')}-{f.get('imb_type', 'lt')}"}
+                old = self._existing_run(trial.trial_id)
+                if old:
+                    self._trial_runs[trial] = old
+                    self.mlflow_util._mlflow.MlflowClient().update_run(old, status="RUNNING")
+                    return
+                run = self.mlflow_util.start_run(tags=tags, run_name=_label(trial.config, True)
+                                                 + f" [{trial.trial_id}]")
+                self._trial_runs[trial] = run.info.run_id
+                self.mlflow_util.log_params(run_id=run.info.run_id,
+                                            params_to_log=trial_params(trial.config))
+
+        def _existing_run(self, trial_id: str) -> str | None:
+            client = self.mlflow_util._mlflow.MlflowClient()
+            runs = client.search_runs([self.mlflow_util.experiment_id],
+                                      filter_string=f"tags.trial_id = '{trial_id}'")
+            return runs[0].info.run_id if runs else None
+
+        def log_trial_result(self, iteration, trial, result):
+            if trial not in self._trial_runs:
+                self.log_trial_start(trial)
+            metrics = {k: v for k, v in result.items() if _scalar(v)}
+            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial],
+                                         metrics_to_log=metrics,
+                                         step=int(result.get("epoch") or 0))
+
+        def log_trial_end(self, trial, failed=False):
+            if trial in self._trial_runs:
+                self.mlflow_util.end_run(run_id=self._trial_runs[trial],
+                                         status="FAILED" if failed else "FINISHED")
+
+    return StudyMLflow(tracking_uri=uri or default_mlflow_uri(path),
+                       experiment_name=meta.get("name"),
+                       tags={"study": str(meta.get("name")), "space": str(meta.get("space"))})
+
+
+def wandb_callback(meta: dict):
+    from ray.air.integrations.wandb import WandbLoggerCallback
+    # offline runs (WANDB_MODE=offline) need no account; `wandb sync` uploads them later
+    return WandbLoggerCallback(project=str(meta.get("name")), group=str(meta.get("space")),
+                               log_config=True)
+
+
+def _label(config: dict, with_seed: bool = False) -> str:
+    from trainables.ray_metrics import trial_name
+    name = trial_name(config)
+    return name if with_seed else name.rsplit(" seed ", 1)[0]
