@@ -166,6 +166,8 @@ def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
     unfinished and errored ones continue from their last checkpoint."""
     import ray
     from ray import tune
+
+    from study.progress import watch_restored
     todo = runs_to_resume(Path(path), meta)
     if not todo:
         print(f"study {meta['name']}: every trial of every run is finished; nothing to resume")
@@ -176,6 +178,7 @@ def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
             resources = run.get("resources") or meta["resources"]
             tuner = tune.Tuner.restore(str(exp), trainable=_trainable(resources),
                                        resume_errored=True)
+            watch_restored(tuner, meta, str(exp))   # progress lines, TensorBoard, --log
             print(f"resuming study {meta['name']} run {run['run']} at {exp}", flush=True)
             tuner.fit()
     finally:
