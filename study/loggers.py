@@ -124,12 +124,34 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     class StudyMLflow(MLflowLoggerCallback):
-        """One MLflow run per trial (reopened on resume), named like the trial."""
+        """One MLflow run per trial (reopened on resume), named like the trial, nested under
+        a parent run for the study that holds study.json and the final summary."""
+
+        def setup(self, *args, **kwargs):
+            # artifacts beside the database, not in ./mlruns of whatever the cwd is
+            self.mlflow_util.setup_mlflow(
+                tracking_uri=self.tracking_uri, experiment_name=self.experiment_name,
+                artifact_location=_artifact_root(self.tracking_uri, path))
+            super().setup(*args, **kwargs)
+            self.parent = self._existing_run("study") or self.mlflow_util.start_run(
+                tags={**self.tags, "trial_id": "study", "kind": "study"},
+                run_name=f"study {self.experiment_name}").info.run_id
+
+        def on_experiment_end(self, trials, **info):
+            client = self.mlflow_util._mlflow.MlflowClient()
+            for name in ("study.json", "report.md"):
+                if (Path(path) / name).exists():
+                    client.log_artifact(self.parent, str(Path(path) / name))
+            done = sum(t.status == "TERMINATED" for t in trials)
+            client.log_metric(self.parent, "trials_finished", done)
+            client.set_terminated(self.parent, "FINISHED" if done == len(trials) else "KILLED")
+            super().on_experiment_end(trials, **info)
 
         def log_trial_start(self, trial):
             if trial not in self._trial_runs:
                 f = flatten_trial(trial.config)
                 tags = {**self.tags, "trial_id": trial.trial_id, "seed": str(f.get("seed")),
+                        "mlflow.parentRunId": self.parent,
                         "method": run_name(trial.config).rsplit("_seed", 1)[0],
                         "method_label": _label(trial.config),
                         "dataset": f"{f.get('dataset')}-{f.get('imb_type', 'lt')}"}
@@ -166,6 +188,13 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
     return StudyMLflow(tracking_uri=uri or default_mlflow_uri(path),
                        experiment_name=meta.get("name"),
                        tags={"study": str(meta.get("name")), "space": str(meta.get("space"))})
+
+
+def _artifact_root(uri: str, path: str) -> str | None:
+    """``<study>/mlartifacts`` for the default store, None (MLflow's choice) otherwise."""
+    if is_remote(path) or uri != default_mlflow_uri(path):
+        return None
+    return str(Path(path).resolve() / "mlartifacts")
 
 
 def wandb_callback(meta: dict):

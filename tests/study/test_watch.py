@@ -64,3 +64,19 @@ def test_progress_line_without_shot_groups_or_timing():
                                "best_test_top1": 10.0, "best_epoch": 1,
                                "test_many": float("nan")}, s_per_epoch=float("nan"))
     assert "many –" in line and "– s/ep" in line and "eta ?" in line
+
+
+def test_optuna_dashboard_finds_the_study_database_or_says_why_not(tmp_path, capsys):
+    import optuna
+
+    from study.cli import main
+    from study.watch import optuna_db
+    study = tmp_path / "grid"
+    study.mkdir()
+    (study / "study.json").write_text('{"name": "grid", "space": "smoke"}')
+    assert main(["optuna-dashboard", str(study)]) == 2
+    assert "no Optuna database" in capsys.readouterr().err
+    db = study / "optuna" / "optuna_elm.db"
+    db.parent.mkdir()
+    optuna.create_study(storage=f"sqlite:///{db}", study_name="s")
+    assert optuna_db(study) == db

@@ -1,0 +1,110 @@
+"""Re-make the README's screenshots with headless Chromium (Debian's `chromium` package).
+
+    python docs/screenshots/capture.py [--epochs 30]
+
+Runs a smoke study with ``--dashboard``; while its trials run, photographs the dashboard's
+Jobs and Actors pages (the job named after the study, the trials named after their method,
+seed and trial id) and one trial's log; after it ends, TensorBoard's scalars page for it.
+
+The dashboard asks for Ray's token (``ray get-auth-token``). Cookies are per host, not per
+port, so a throw-away page on another loopback port sets the dashboard's
+``ray-authentication-token`` cookie and redirects to the dashboard page to photograph.
+"""
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+
+
+def token() -> str:
+    path = Path.home() / ".ray" / "auth_token"
+    return path.read_text().strip() if path.exists() else ""
+
+
+def cookie_server(target_base: str, tok: str) -> int:
+    """A loopback page that sets the token cookie and redirects to ``target_base + path``."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Set-Cookie", f"ray-authentication-token={tok}; Path=/")
+            self.send_header("Location", target_base + self.path.lstrip("/").replace("~", "#"))
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv.server_address[1]
+
+
+def shoot(url: str, out: Path, size: str = "1600,1000", wait_ms: int = 12000) -> None:
+    profile = tempfile.mkdtemp(prefix="chr")
+    cmd = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           f"--user-data-dir={profile}", f"--window-size={size}",
+           f"--virtual-time-budget={wait_ms}", f"--screenshot={out}", url]
+    subprocess.run(cmd, capture_output=True, timeout=120)
+    shutil.rmtree(profile, ignore_errors=True)
+    print(f"wrote {out} ({out.stat().st_size if out.exists() else 0} bytes) from {url}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--storage", default=tempfile.mkdtemp(prefix="shots"))
+    args = ap.parse_args()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
+           "RAY_TMPDIR": tempfile.mkdtemp(prefix="rs", dir="/tmp")}
+    name = "smoke-watch"
+    proc = subprocess.Popen([sys.executable, "-m", "study", "run", "smoke", "--dashboard",
+                             "--storage", args.storage, "--name", name,
+                             "--set", f"epochs={args.epochs}"], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    dash, shot = None, False
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        m = re.search(r"Ray dashboard: (http://\S+)", line)
+        if m and not dash:
+            dash = m.group(1).rstrip("/") + "/"
+        if dash and not shot and re.search(r" ep 2/", line):
+            port = cookie_server(dash, token())
+            base = f"http://127.0.0.1:{port}/"
+            shoot(base + "~/jobs", HERE / "ray-dashboard-jobs.png", "1600,700")
+            shoot(base + "~/actors", HERE / "ray-dashboard-actors.png", "1600,900")
+            shoot(base + "~/logs", HERE / "ray-dashboard-logs.png", "1600,900")
+            shot = True
+    proc.wait()
+    study = Path(args.storage) / name
+    tb = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(study),
+                           "--host", "127.0.0.1", "--port", "6123"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(60):
+            try:
+                urllib.request.urlopen("http://127.0.0.1:6123/", timeout=1)
+                break
+            except OSError:
+                time.sleep(1)
+        shoot("http://127.0.0.1:6123/?pinnedCards=%5B%5D#timeseries&tagFilter=test%2Ftop1",
+              HERE / "tensorboard-scalars.png", "1600,1000", 15000)
+    finally:
+        tb.terminate()
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

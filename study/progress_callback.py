@@ -1,0 +1,128 @@
+"""The Tune callback behind a study's console lines (see :mod:`study.progress`)."""
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import sys
+import time
+
+from ray.tune import Callback
+
+from study.progress import (STUDY_LINE_EVERY_S, _fmt_minutes, _num, progress_line,
+                            resume_command, trial_words)
+from trainables.methods import flatten_trial
+
+
+class StudyProgress(Callback):
+    """Tune callback printing the study's progress (driver side; Ray-free formatting)."""
+
+    def __init__(self, meta: dict, path: str, every_s: float = STUDY_LINE_EVERY_S):
+        # Tune pickles its callbacks into the experiment state: plain data only here
+        self.meta, self.path, self.every_s = meta, str(path), every_s
+        self.setup()
+
+    def setup(self, **info):
+        """Called by Tune when the experiment (or its resumption) starts."""
+        self.epoch_times: dict[str, list[float]] = {}
+        self.epochs_done: dict[str, int] = {}
+        self.start = self.last_line = time.time()
+        self.epochs_at_start: int | None = None
+
+    def say(self, text: str) -> None:
+        print(text, file=sys.stdout, flush=True)
+
+    # ---- per trial ----------------------------------------------------------------------
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.say(f"start  {trial_words(trial.config, trial.trial_id)}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        times = self.epoch_times.setdefault(trial.trial_id, [])
+        if isinstance(result.get("time_this_iter_s"), (int, float)):
+            times.append(float(result["time_this_iter_s"]))
+        self.epochs_done[trial.trial_id] = int(result.get("epoch") or 0)
+        if result.get("test_top1") is None:   # not an evaluation epoch
+            return
+        recent = times[-5:]
+        s_per_epoch = sum(recent) / len(recent) if recent else math.nan
+        self.say(progress_line(trial.config, result, s_per_epoch))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        r = trial.last_result or {}
+        self.say(f"done   {trial_words(trial.config, trial.trial_id, r.get('method'))}  "
+                 f"top-1 {_num(r.get('test_top1'), '.2f')}  best "
+                 f"{_num(r.get('best_test_top1'), '.2f')} @{r.get('best_epoch', '?')}  "
+                 f"({r.get('status', 'finished')}, {r.get('epoch', '?')} epochs)")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.say(f"retry  {trial_words(trial.config, trial.trial_id)}  failure "
+                 f"{trial.num_failures} of at most {self.meta.get('max_failures', '?')}: "
+                 f"{_error_line(trial)}; continuing from its last checkpoint")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.say(f"FAILED {trial_words(trial.config, trial.trial_id)} after "
+                 f"{trial.num_failures} failure(s): {_error_line(trial)}")
+
+    # ---- the study ----------------------------------------------------------------------
+    def on_step_end(self, iteration, trials, **info):
+        if time.time() - self.last_line >= self.every_s:
+            self.last_line = time.time()
+            self.say(self.study_line(trials))
+
+    def study_line(self, trials) -> str:
+        counts = {"TERMINATED": 0, "RUNNING": 0, "PENDING": 0, "ERROR": 0, "PAUSED": 0}
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        expected = self.meta.get("expected_trials") or len(trials)
+        not_created = max(expected - len(trials), 0)
+        per_trial = _epochs_of(trials)
+        total = per_trial * expected
+        done = sum(self.epochs_done.get(t.trial_id, _last_epoch(t)) for t in trials)
+        if self.epochs_at_start is None:
+            self.epochs_at_start = done
+        elapsed = time.time() - self.start
+        rate = (done - self.epochs_at_start) / elapsed if elapsed > 0 else 0.0
+        left = (total - done) / rate if rate > 0 else math.nan
+        end = (time.strftime("%H:%M", time.localtime(time.time() + left))
+               if math.isfinite(left) else "?")
+        return (f"study {self.meta.get('name')}: {counts['TERMINATED']} done · "
+                f"{counts['RUNNING']} running · {counts['PENDING'] + counts['PAUSED'] + not_created}"
+                f" pending · {counts['ERROR']} failed · epochs {done}/{total} · "
+                f"{_fmt_minutes(elapsed)} elapsed · projected end {end} "
+                f"(in {_fmt_minutes(left)})")
+
+    def on_experiment_end(self, trials, **info):
+        self.say(self.study_line(trials))
+        unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        expected = self.meta.get("expected_trials") or len(trials)
+        if unfinished or len(trials) < expected:
+            left = len(unfinished) + max(expected - len(trials), 0)
+            self.say(f"interrupted: {left} trial(s) unfinished")
+            # the launcher prints its summary after this: the command goes last, at exit
+            atexit.register(self.say, f"continue with: {resume_command(self.meta, self.path)}")
+
+
+def _error_line(trial) -> str:
+    """The last line of the trial's error (the exception), not the whole traceback."""
+    path = getattr(trial, "error_file", None)
+    text = ""
+    try:
+        if path and os.path.exists(path):
+            text = open(path, encoding="utf-8", errors="replace").read()
+    except OSError:
+        pass
+    text = text or str(getattr(trial, "error_msg", "") or "")
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "see the trial's error.txt"
+
+
+def _epochs_of(trials) -> int:
+    for t in trials:
+        e = flatten_trial(t.config or {}).get("epochs")
+        if isinstance(e, int):
+            return e
+    return 0
+
+
+def _last_epoch(trial) -> int:
+    return int((trial.last_result or {}).get("epoch") or 0)
