@@ -1,0 +1,238 @@
+"""Post-hoc baselines from a study's trained checkpoints, without retraining.
+
+    python -m analysis posthoc STUDY [--losses ce] [--device cpu]
+
+For every finished linear-head trial of STUDY whose loss is in ``--losses`` (CE by default):
+
+- post-hoc logit adjustment (Menon et al., ICLR 2021): predict argmax_j (z_j − τ·log π_j),
+  π the training class prior;
+- τ-normalisation (Kang et al., ICLR 2020): classifier rows ŵ_j = w_j / ‖w_j‖₂^τ, bias
+  dropped, logits h·ŵ_j (a cosine head is normalised already: such trials are skipped, and
+  the command says so).
+
+τ is chosen on the VALIDATION split held out from TRAIN (the trial's ``val_fraction``), never
+on the test set: the τ of the grid with the best mean per-class validation accuracy (the
+validation split is long-tailed like TRAIN; its class-mean accuracy is what the balanced test
+set's top-1 estimates), the smallest τ on ties. The chosen τ is recorded in each row.
+Rows go to STUDY/posthoc.json (strict JSON) and a table of every method of the study (its
+trials, any decoupled trials under STUDY/decoupled/, and these rows) is printed.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
+
+TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))     # 0.0, 0.1, ..., 2.0
+TABLE_KEYS = ("top1", "many", "medium", "few", "macro_f1", "ece")
+
+
+# =========================================================================================
+# the two adjustments (pure functions: tested on their own)
+# =========================================================================================
+def log_prior(counts) -> torch.Tensor:
+    c = torch.as_tensor(counts, dtype=torch.float64)
+    return c.log() - c.sum().log()
+
+
+def la_logits(z: torch.Tensor, counts, tau: float) -> torch.Tensor:
+    """Post-hoc logit adjustment: z_j − τ·log π_j (argmax is the adjusted prediction)."""
+    return z.double() - tau * log_prior(counts).to(z.device)
+
+
+def tau_norm_logits(h: torch.Tensor, weight: torch.Tensor, tau: float) -> torch.Tensor:
+    """τ-normalised linear classifier without bias: h · (w_j / ‖w_j‖^τ), weight is C×D."""
+    w = weight.double()
+    return h.double() @ (w / w.norm(dim=1, keepdim=True).pow(tau)).T
+
+
+# =========================================================================================
+# metrics of a set of logits
+# =========================================================================================
+def evaluate_logits(z: torch.Tensor, y: torch.Tensor, train_counts) -> dict:
+    """top1, many/medium/few, class-mean accuracy, macro-F1, ECE and NLL (as the engine)."""
+    c = z.shape[1]
+    acc, diag = TopKAccumulator(c, z.device), DiagnosticAccumulator(c, z.device)
+    acc.update(z, y)
+    diag.update(z, y)
+    out = acc.summary(train_counts, prefix="")
+    out.update(diag.summary(prefix=""))
+    per = [a for a in out["per_class"] if not math.isnan(a)]
+    out["class_mean"] = sum(per) / len(per) if per else math.nan
+    return out
+
+
+def choose_tau(val_logits_of, y_val, counts, grid=TAU_GRID) -> tuple[float, float]:
+    """(τ*, its validation class-mean accuracy): the best of ``grid``, smallest τ on ties."""
+    best = None
+    for tau in grid:
+        score = evaluate_logits(val_logits_of(tau), y_val, counts)["class_mean"]
+        if best is None or score > best[1] + 1e-12:
+            best = (tau, score)
+    return best
+
+
+# =========================================================================================
+# from a trial folder
+# =========================================================================================
+def final_checkpoint(trial_dir: Path) -> Path | None:
+    found = sorted(Path(trial_dir).glob("checkpoint_*/trial.pt"))
+    return found[-1] if found else None
+
+
+@torch.inference_mode()
+def trial_outputs(cfg, ckpt: Path, device: str) -> dict:
+    """Logits, pooled features and labels of the val and test splits, and the classifier."""
+    from trainables.engine import Trainer, load_checkpoint
+    trainer = Trainer(cfg.replace(device=device))
+    trainer.model.load_state_dict(load_checkpoint(ckpt)["model"])
+    trainer.model.eval()
+    out = {"counts": trainer.data.class_counts,
+           "weight": trainer.model.linear.weight.detach().double()}
+    for split, loader in trainer.eval_loaders.items():
+        zs, hs, ys = [], [], []
+        for x, y in loader:
+            z, h = trainer.forward(x)
+            zs.append(z.double())
+            hs.append(h.double())
+            ys.append(y)
+        out[split] = (torch.cat(zs), torch.cat(hs), torch.cat(ys))
+    return out
+
+
+def posthoc_rows(trial: dict, device: str = "cpu") -> list[dict]:
+    """The post-hoc LA and τ-norm rows of one finished trial."""
+    from trainables.config import TrialConfig
+    cfg = TrialConfig.from_dict(trial["config"])
+    ckpt = final_checkpoint(trial["trial_dir"])
+    if ckpt is None:
+        raise ValueError(f"{trial['trial_dir']}: no checkpoint_*/trial.pt to adjust")
+    if cfg.val_fraction <= 0:
+        raise ValueError(f"{trial['trial_dir']}: val_fraction is 0; post-hoc τ is chosen on a "
+                         "validation split held out from TRAIN: run with val_fraction > 0")
+    o = trial_outputs(cfg, ckpt, device)
+    counts, (zv, hv, yv), (zt, ht, yt) = o["counts"], o["val"], o["test"]
+    base = _label(trial)
+    rows = []
+    for name, fn_val, fn_test in (
+            ("post-hoc LA", lambda t: la_logits(zv, counts, t), lambda t: la_logits(zt, counts, t)),
+            ("τ-norm", lambda t: tau_norm_logits(hv, o["weight"], t),
+             lambda t: tau_norm_logits(ht, o["weight"], t))):
+        tau, val_score = choose_tau(fn_val, yv, counts)
+        m = evaluate_logits(fn_test(tau), yt, counts)
+        rows.append({"method": f"{base} + {name}", "tau": tau, "val_class_mean": val_score,
+                     "seed": cfg.seed, "trial_id": trial["trial_id"],
+                     "stage1_trial_dir": str(trial["trial_dir"]),
+                     **{k: m[k] for k in (*TABLE_KEYS, "nll", "class_mean")}})
+    return rows
+
+
+def _label(trial: dict) -> str:
+    evals = [r for r in trial["epochs"] if r.get("method")]
+    return evals[-1]["method"] if evals else trial["config"].get("loss", "?")
+
+
+# =========================================================================================
+# the table
+# =========================================================================================
+def trial_rows(trials) -> list[dict]:
+    """Each finished trial's final test metrics under the table's names."""
+    rows = []
+    for t in trials:
+        evals = [r for r in t["epochs"] if "test_top1" in r]
+        if t["status"] != "terminated" or not evals:
+            continue
+        r = evals[-1]
+        rows.append({"method": r.get("method", "?"), "seed": t["config"].get("seed"),
+                     **{k: r.get(f"test_{k}") for k in TABLE_KEYS}})
+    return rows
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Mean and sample sd (ddof=1) per method over seeds, in first-seen order; τ* listed."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["method"], []).append(r)
+    out = []
+    for method, rs in by.items():
+        agg = {"method": method, "n": len(rs)}
+        if any("tau" in r for r in rs):
+            agg["method"] += " (τ*=" + "/".join(f"{r['tau']:g}" for r in rs) + ")"
+        for k in TABLE_KEYS:
+            vals = [r[k] for r in rs if isinstance(r.get(k), (int, float))
+                    and math.isfinite(r[k])]
+            mean = sum(vals) / len(vals) if vals else None
+            sd = (math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+                  if len(vals) > 1 else None)
+            agg[k], agg[f"{k}_sd"] = mean, sd
+        out.append(agg)
+    return out
+
+
+def markdown(table: list[dict]) -> str:
+    head = "| method | n | top-1 | many | medium | few | macro-F1 | ECE |"
+    lines = [head, "|" + "---|" * 8]
+    for a in table:
+        cells = []
+        for k in TABLE_KEYS:
+            m, sd = a[k], a[f"{k}_sd"]
+            sd_text = "" if sd is None else f" ± {sd:.2f}"
+            cells.append("–" if m is None else f"{m:.2f}{sd_text}")
+        lines.append(f"| {a['method']} | {a['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(study: str, losses=("ce",), device: str = "cpu") -> tuple[list[dict], list[dict]]:
+    from trainables.jsonio import dumps_strict
+    from trainables.results import one_per_key, study_trials
+    trials = one_per_key(study_trials(study))
+    rows = []
+    for t in trials:
+        loss = t["config"].get("loss")
+        if t["status"] != "terminated" or loss not in losses or t["config"].get("decouple"):
+            continue
+        from trainables.config import TrialConfig
+        if TrialConfig.from_dict(t["config"]).resolved_head() != "linear":
+            print(f"{t['trial_id']}: cosine head, already normalised: no τ-norm/LA post-hoc")
+            continue
+        rows += posthoc_rows(t, device)
+    (Path(study) / "posthoc.json").write_text(dumps_strict(rows, indent=1))
+    table = aggregate(trial_rows(trials) + decoupled_rows(study) + rows)
+    return rows, table
+
+
+def decoupled_rows(study: str) -> list[dict]:
+    """Final rows of stage-2 runs that ``python -m trainables.decoupled`` wrote in STUDY."""
+    from trainables.results import read_results
+    rows = []
+    for d in sorted((Path(study) / "decoupled").glob("*/")):
+        evals = [r for r in read_results(d) if "test_top1" in r]
+        if evals and evals[-1].get("done"):
+            r = evals[-1]
+            rows.append({"method": r["method"], "seed": r.get("seed"),
+                         **{k: r.get(f"test_{k}") for k in TABLE_KEYS}})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis posthoc", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("study", help="a study folder")
+    p.add_argument("--losses", default="ce", help="comma-separated losses to adjust (ce)")
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    if not (Path(a.study) / "").is_dir():
+        print(f"study: {a.study} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        _, table = run(a.study, tuple(a.losses.split(",")), a.device)
+    except ValueError as e:
+        print(f"posthoc: {e}", file=sys.stderr)
+        return 2
+    print(markdown(table))
+    return 0

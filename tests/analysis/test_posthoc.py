@@ -1,0 +1,76 @@
+"""Post-hoc logit adjustment and τ-normalisation (analysis.posthoc) against the formulas."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from analysis.posthoc import aggregate, choose_tau, evaluate_logits, la_logits, tau_norm_logits
+
+F64 = torch.float64
+C10 = [int(5000 * (1 / 100) ** (i / 9)) for i in range(10)]
+
+
+def data(seed=0, n=300, d=16, c=10):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(n, d, generator=g, dtype=F64).relu()         # pooled ReLU features
+    w = torch.randn(c, d, generator=g, dtype=F64) * torch.linspace(3, 0.5, c, dtype=F64)[:, None]
+    y = torch.randint(0, c, (n,), generator=g)
+    return h, w, y
+
+
+def test_la_with_tau_zero_is_the_plain_prediction():
+    h, w, y = data()
+    z = h @ w.T
+    assert torch.equal(la_logits(z, C10, 0.0), z)
+    assert torch.equal(la_logits(z, C10, 0.0).argmax(1), z.argmax(1))
+
+
+def test_la_subtracts_tau_log_prior_and_favours_tail_classes():
+    h, w, y = data(1)
+    z = h @ w.T
+    total = sum(C10)
+    ref = z - 1.5 * torch.tensor([math.log(n / total) for n in C10], dtype=F64)
+    torch.testing.assert_close(la_logits(z, C10, 1.5), ref, rtol=1e-12, atol=1e-12)
+    tail = lambda t: (la_logits(z, C10, t).argmax(1) >= 7).sum()   # noqa: E731
+    assert tail(2.0) > tail(0.0)
+
+
+def test_tau_norm_with_tau_zero_leaves_predictions_unchanged():
+    h, w, y = data(2)
+    z = h @ w.T                                    # the trained classifier, bias dropped
+    torch.testing.assert_close(tau_norm_logits(h, w, 0.0), z, rtol=1e-12, atol=1e-12)
+    assert torch.equal(tau_norm_logits(h, w, 0.0).argmax(1), z.argmax(1))
+
+
+def test_tau_norm_one_is_unit_rows_and_matches_the_formula():
+    h, w, y = data(3)
+    for tau in (0.5, 1.0):
+        ref = torch.stack([h @ (w[j] / float(w[j].norm()) ** tau) for j in range(10)], 1)
+        torch.testing.assert_close(tau_norm_logits(h, w, tau), ref, rtol=1e-12, atol=1e-12)
+    # τ = 1: every class's row has norm 1, so the large-norm (head) rows lose their advantage
+    assert (tau_norm_logits(h, w, 1.0).argmax(1) == 0).sum() < (h @ w.T).argmax(1).eq(0).sum()
+
+
+def test_tau_is_chosen_on_validation_class_mean_accuracy():
+    # validation labels all tail classes: the best τ must move predictions there, and the
+    # score is the class-mean accuracy evaluate_logits reports for that τ
+    h, w, _ = data(4)
+    z = h @ w.T
+    y = torch.full((len(z),), 9)
+    tau, score = choose_tau(lambda t: la_logits(z, C10, t), y, C10)
+    assert tau > 0
+    assert score == evaluate_logits(la_logits(z, C10, tau), y, C10)["class_mean"]
+    assert score >= evaluate_logits(z, y, C10)["class_mean"]
+
+
+def test_aggregate_mean_sd_and_tau_in_label():
+    rows = [{"method": "CE + post-hoc LA", "tau": 1.0, "top1": 70.0, "many": 90.0,
+             "medium": None, "few": 40.0, "macro_f1": 60.0, "ece": 5.0},
+            {"method": "CE + post-hoc LA", "tau": 1.2, "top1": 74.0, "many": 92.0,
+             "medium": None, "few": 44.0, "macro_f1": 64.0, "ece": 7.0}]
+    (a,) = aggregate(rows)
+    assert a["method"] == "CE + post-hoc LA (τ*=1/1.2)" and a["n"] == 2
+    assert a["top1"] == 72.0 and a["top1_sd"] == pytest.approx(math.sqrt(8.0))
+    assert a["medium"] is None
