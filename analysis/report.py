@@ -209,7 +209,16 @@ def main(argv=None) -> int:
     r = sub.add_parser("report", help="write report.html / report.md / LaTeX for a study")
     r.add_argument("study", help="the study folder, e.g. results/quickstart")
     r.add_argument("--out", help="output folder (default: STUDY/report)")
-    args = p.parse_args(argv)
+    ph = sub.add_parser("posthoc", add_help=False, help="post-hoc logit adjustment and "
+                        "τ-normalisation from final checkpoints (python -m analysis posthoc "
+                        "--help)")
+    ph.add_argument("args", nargs=argparse.REMAINDER)
+    args, rest = p.parse_known_args(argv)
+    if args.command == "posthoc":             # its own options: analysis.posthoc parses them
+        from analysis.posthoc import main as posthoc_main
+        return posthoc_main([*rest, *args.args])
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         out = build_report(args.study, args.out)
     except AnalysisError as e:
