@@ -175,8 +175,10 @@ class TrialConfig:
         "help": "auto, cpu, cuda, cuda:N or mps", "group": "execution"})
     precision: str = field(default="fp32", metadata={
         "help": "numeric precision of the forward pass", "group": "execution"})
-    channels_last: bool = field(default=False, metadata={
-        "help": "NHWC memory format (same numbers, often faster)", "group": "execution"})
+    channels_last: bool | None = field(default=None, metadata={
+        "help": "NHWC memory format (same numbers up to float rounding); None = auto: on for "
+                "cpu and cuda (measured faster), off elsewhere; results record "
+                "channels_last_used", "group": "execution"})
     compile: bool = field(default=False, metadata={
         "help": "torch.compile the model", "group": "execution"})
     eval_every: int = field(default=1, metadata={
