@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test demo bench profile clean notebooks
+.PHONY: setup test demo bench profile gpu-check clean notebooks
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: $(STAMP)
 
 profile: $(STAMP)
 	$(BIN)/python bench/profile_step.py
+
+# On a machine with a GPU: CUDA-only tests, a short cuda trial per precision, both GPU benches,
+# one summary table, < 10 min (bench/gpu_check.py). Without CUDA it exits 2 with one line.
+gpu-check: $(STAMP)
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python bench/gpu_check.py
 
 # JupyterLab on analysis/notebooks, listening on 127.0.0.1 only, with token auth (open the
 # printed http://127.0.0.1:PORT/lab?token=... URL). The study to analyse: ELM_STUDY=results/NAME.
