@@ -1,6 +1,6 @@
 """Train one configuration from the command line, without Ray.
 
-    python -m trainables.run --dataset fashion_mnist --imb-type lt --ratio 100 \
+    python -m trainables.run --dataset fashion_mnist --imb-type lt --ratio 100 \\
         --loss elm --lam 0.5 --drw --epochs 4 [--out runs/x] [--resume runs/x/last.pt]
 
 Every TrialConfig field is a flag (``--max-m``, ``--no-augment``...); ``--config file.yaml``
@@ -10,42 +10,115 @@ gives a base config that flags override. With ``--out`` it writes ``config.json`
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
-from dataclasses import fields
+import tempfile
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import yaml
 
-from trainables.config import TrialConfig, parse_value
+from trainables.config import (HEADS, IMB_TYPES, LARGE_SCALE_DATASETS, LARGE_SCALE_RECIPE,
+                               PRECISIONS, REMOVED_FIELDS, TrialConfig, parse_value)
+from trainables.data import describe_dataset, get_dataset, list_datasets
 from trainables.jsonio import dumps_strict
+from trainables.losses import LOSSES, describe_loss, list_losses
+from trainables.models import describe_model, list_models
+
+PROG = "python -m trainables.run"
+GROUPS = {"data": "data", "loss": "loss (None = the loss's own default)", "model": "model",
+          "schedule": "schedule and optimisation (epochs are 0-based)",
+          "execution": "execution"}
+CHOICES = {"dataset": list_datasets, "loss": list_losses, "model": list_models,
+           "head": lambda: list(HEADS), "precision": lambda: list(PRECISIONS),
+           "imb_type": lambda: list(IMB_TYPES)}
+_MAX_LINE = 600   # characters of an error line (torch's unpickling errors run to pages)
 
 
+class UsageError(Exception):
+    """An expected failure (bad value, missing file, unwritable folder...): one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):   # argparse prints the usage too: keep it to the one line
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# =========================================================================================
+# the parser, generated from TrialConfig's fields
+# =========================================================================================
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainables.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML or JSON file with TrialConfig fields")
-    p.add_argument("--out", help="folder for config.json, metrics.jsonl and checkpoints")
-    p.add_argument("--resume", help="checkpoint to resume from (e.g. OUT/last.pt)")
-    p.add_argument("--quiet", action="store_true", help="print only the final line")
+    p = _Parser(prog=PROG, description=__doc__, epilog=_epilog(),
+                usage="%(prog)s [--config FILE] [--out DIR] [--resume CKPT] [--FIELD VALUE ...]",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = p.add_argument_group("run")
+    run.add_argument("--config", metavar="FILE",
+                     help="YAML or JSON mapping of TrialConfig fields; flags override it")
+    run.add_argument("--out", metavar="DIR",
+                     help="folder for config.json, metrics.jsonl and checkpoints (last.pt)")
+    run.add_argument("--resume", metavar="CKPT",
+                     help="checkpoint to resume from (e.g. OUT/last.pt); same config needed")
+    run.add_argument("--quiet", action="store_true", help="print only the final line")
+    groups = {g: p.add_argument_group(title) for g, title in GROUPS.items()}
     for f in fields(TrialConfig):
-        if f.name == "extra":
+        if f.name == "extra":       # free-form notes: --config only
             continue
+        group = groups[f.metadata["group"]]
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", "bool | None"):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                           default=None)
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=_help(f))
         else:
-            p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper())
+            group.add_argument(flag, dest=f.name, default=None, help=_help(f),
+                               metavar=_metavar(f))
     return p
 
 
+def _help(f) -> str:
+    text = f.metadata["help"]
+    if f.name in CHOICES:
+        text += f"; one of: {', '.join(CHOICES[f.name]())}"
+    default = f.default if f.default is not MISSING else f.default_factory()
+    large = LARGE_SCALE_RECIPE.get(f.name, default)
+    if default is not None or "None" not in text:   # else the help says what None means
+        text += f" (default: {_show(default)}"
+        if large != default:
+            text += f"; {_show(large)} for {', '.join(LARGE_SCALE_DATASETS)}"
+        text += ")"
+    elif large != default:
+        text += f" ({_show(large)} for {', '.join(LARGE_SCALE_DATASETS)})"
+    return text.replace("%", "%%")
+
+
+def _show(v) -> str:
+    return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+
+def _metavar(f) -> str:
+    if f.name in CHOICES:
+        return "NAME"
+    return {"int": "N", "float": "X", "str": "TEXT"}.get(f.type.split(" |")[0], "VALUE")
+
+
+def _epilog() -> str:
+    def block(title, names, describe, extra=lambda n: ""):
+        rows = [f"  {n:<17} {describe(n)}{extra(n)}" for n in names]
+        return f"{title}:\n" + "\n".join(rows)
+    takes = lambda n: f" [{', '.join(sorted(LOSSES[n].defaults))}]" if LOSSES[n].defaults \
+        else ""   # noqa: E731
+    return "\n\n".join([block("datasets", list_datasets(), describe_dataset),
+                        block("losses [hyper-parameters they take]", list_losses(),
+                              describe_loss, takes),
+                        block("models", list_models(), describe_model)])
+
+
+# =========================================================================================
+# checks before anything heavy is built
+# =========================================================================================
 def config_from_args(args: argparse.Namespace) -> TrialConfig:
     base: dict = {}
     if args.config:
-        text = Path(args.config).read_text()
-        base = yaml.safe_load(text) or {}   # YAML is a superset of JSON
+        base = _read_config_file(args.config)
     for f in fields(TrialConfig):
         v = getattr(args, f.name, None)
         if v is not None:
@@ -53,6 +126,103 @@ def config_from_args(args: argparse.Namespace) -> TrialConfig:
     return TrialConfig.from_dict(base)
 
 
+def _read_config_file(path: str) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())   # YAML is a superset of JSON
+    except OSError as e:
+        raise UsageError(f"--config {path}: cannot read it ({e.strerror})") from e
+    except yaml.YAMLError as e:
+        raise UsageError(f"--config {path} is not valid YAML/JSON: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path} must hold a mapping of TrialConfig fields, "
+                         f"not a {type(data).__name__}")
+    known = {f.name for f in fields(TrialConfig)} | set(REMOVED_FIELDS)
+    unknown = sorted(map(str, set(data) - known))
+    if unknown:
+        raise UsageError(f"--config {path}: unknown key(s) {unknown}; valid keys: "
+                         f"{sorted(known - set(REMOVED_FIELDS))}")
+    return data
+
+
+def load_resume(path: str, cfg: TrialConfig) -> dict:
+    """The checkpoint's state, checked to be this config's before anything is built."""
+    from trainables.engine import CheckpointError, check_checkpoint, load_checkpoint
+    try:
+        state = load_checkpoint(path)
+        check_checkpoint(state, cfg)
+    except CheckpointError as e:
+        raise UsageError(f"--resume: {e}") from e
+    return state
+
+
+def check_out(out: Path) -> None:
+    """``out`` can be created (or exists) and is writable; creates nothing."""
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--out {out}: {probe} exists and is not a folder")
+    try:   # the one reliable test (root passes os.access; /proc refuses mkdir)
+        tempfile.TemporaryDirectory(dir=probe, prefix=".write-test-").cleanup()
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create files in {probe} ({e.strerror})") from e
+
+
+def check_data(cfg: TrialConfig) -> None:
+    """The dataset's files are where the config says (read later, after every check)."""
+    info = get_dataset(cfg.dataset)
+    try:
+        if info.kind == "files":
+            root = Path(cfg.data_root).expanduser()
+            if not root.is_dir():
+                raise FileNotFoundError(f"data_root {root} is not a folder ({cfg.dataset} "
+                                        "images are read from it)")
+        else:
+            info.locate(cfg.data_root, cfg.download)
+    except FileNotFoundError as e:
+        raise UsageError(f"--dataset {cfg.dataset}: {e}") from e
+    if cfg.init_weights and not Path(cfg.init_weights).expanduser().is_file():
+        raise UsageError(f"--init-weights {cfg.init_weights} does not exist")
+
+
+def prepare(args) -> tuple[TrialConfig, dict | None, Path | None]:
+    """Config, resume state and output folder, each checked; cheap checks first."""
+    try:
+        cfg = config_from_args(args)
+    except ValueError as e:
+        raise UsageError(f"{e}") from e
+    state = load_resume(args.resume, cfg) if args.resume else None
+    out = Path(args.out).expanduser() if args.out else None
+    if out:
+        check_out(out)
+    check_data(cfg)
+    return cfg, state, out
+
+
+def build_trainer(cfg: TrialConfig, state: dict | None):
+    """The Trainer; failures of the data (bad lists, missing images) and of the device are
+    the user's to fix and come back as UsageError."""
+    from trainables.data.build import build_data
+    from trainables.engine import Trainer, resolve_device
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    try:
+        data = build_data(cfg, device)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--dataset {cfg.dataset}: {e}") from e
+    trainer = Trainer(cfg, device=device, data=data)
+    if state is not None:
+        trainer.load_state_dict(state)
+    return trainer
+
+
+# =========================================================================================
+# the run
+# =========================================================================================
 def format_line(m: dict) -> str:
     def pct(k):
         v = m.get(k)
@@ -67,26 +237,15 @@ def format_line(m: dict) -> str:
     return s + ("" if m["status"] == "running" else f"  [{m['status']}]")
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except (ValueError, OSError, yaml.YAMLError) as e:
-        parser.exit(2, f"error: {e}\n")
-    from trainables.engine import Trainer  # heavy imports after the config is known good
-    trainer = Trainer(cfg)
-    if args.resume:
-        trainer.load(args.resume)
-    out = Path(args.out) if args.out else None
+def train(trainer, cfg: TrialConfig, out: Path | None, quiet: bool) -> int:
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.resolved(), indent=1))
+        (out / "config.json").write_text(dumps_strict(cfg.resolved(), indent=1))
     print(f"# {cfg.dataset}-{cfg.imb_type} r={cfg.ratio:g}  loss={cfg.loss} "
           f"{cfg.loss_hparams()}  drw={cfg.drw}  epochs={cfg.epochs}  device={trainer.device}  "
           f"train={sum(trainer.data.class_counts)} counts={trainer.data.class_counts}", flush=True)
     for m in trainer.epochs():
-        if not args.quiet or m["done"]:
+        if not quiet or m["done"]:
             print(format_line(m), flush=True)
         if out:
             with open(out / "metrics.jsonl", "a") as fh:
@@ -98,6 +257,30 @@ def main(argv=None) -> int:
         print(f"final top1 {m['test_top1']:.2f}  best top1 {m['best_test_top1']:.2f} "
               f"(epoch {m['best_epoch']}, selected on the test set)  status {trainer.status}")
     return 0 if trainer.status == "finished" else 1
+
+
+def fail(message: str) -> None:
+    """Print ``PROG: error: message`` as one line on stderr and exit with status 2 (as
+    argparse does for a bad flag: every usage error ends the same way)."""
+    line = " ".join(str(message).split())
+    if len(line) > _MAX_LINE:
+        line = line[:_MAX_LINE - 3] + "..."
+    print(f"{PROG}: error: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg, state, out = prepare(args)
+        trainer = build_trainer(cfg, state)
+    except UsageError as e:
+        fail(str(e))
+    except ModuleNotFoundError as e:   # an optional package; our own modules keep the trace
+        if (e.name or "").split(".")[0] in ("trainables", "study", "analysis", "search_spaces"):
+            raise
+        fail(f"this run needs the optional package '{e.name}' (pip install {e.name})")
+    return train(trainer, cfg, out, args.quiet)
 
 
 if __name__ == "__main__":

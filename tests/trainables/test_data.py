@@ -222,7 +222,7 @@ def test_fashion_mnist_missing_lists_places(tmp_path, monkeypatch):
 @pytest.mark.skipif(not Path(fashion_mnist.DEBIAN_DIR).exists(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist_files():
-    raw = fashion_mnist.read_fashion_mnist("/nonexistent", download=False)
+    raw = fashion_mnist.read_fashion_mnist(fashion_mnist.DEBIAN_DIR, download=False)
     assert raw.train_x.shape == (60_000, 1, 32, 32) and raw.test_x.shape == (10_000, 1, 32, 32)
     assert np.bincount(raw.train_y).tolist() == [6000] * 10
     x = raw.train_x.astype(np.float64) / 255

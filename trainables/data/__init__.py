@@ -1,4 +1,6 @@
 """Datasets: registry, imbalance, readers and the device-resident loader."""
-from trainables.data.registry import DATASETS, DatasetInfo, get_dataset, register_dataset
+from trainables.data.registry import (DATASETS, DatasetInfo, describe_dataset, get_dataset,
+                                      list_datasets, register_dataset)
 
-__all__ = ["DATASETS", "DatasetInfo", "get_dataset", "register_dataset"]
+__all__ = ["DATASETS", "DatasetInfo", "describe_dataset", "get_dataset", "list_datasets",
+           "register_dataset"]

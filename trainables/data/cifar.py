@@ -27,24 +27,44 @@ def _read(files, label_key):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def read_cifar(data_root: str, download: bool, num_classes: int) -> RawSplits:
-    """CIFAR-``num_classes`` as uint8 N×3×32×32 (rows are R,G,B planes of 1024 bytes) and int64
-    labels. Missing files: fetched by torchvision when ``download``, else FileNotFoundError."""
-    folder, train, test, key, tv_name = _LAYOUT[num_classes]
+def _missing(data_root: str, num_classes: int) -> tuple[Path, list[str]]:
+    folder, train, test, _, _ = _LAYOUT[num_classes]
     base = Path(data_root).expanduser() / folder
-    missing = [n for n in train + test if not (base / n).exists()]
-    if missing and download:
-        import torchvision
-        getattr(torchvision.datasets, tv_name)(str(Path(data_root).expanduser()), download=True)
-        missing = [n for n in train + test if not (base / n).exists()]
-    if missing:
+    return base, [n for n in train + test if not (base / n).exists()]
+
+
+def locate_cifar(data_root: str, download: bool, num_classes: int) -> Path:
+    """The folder that holds (or, with ``download``, will hold) CIFAR's files; reads nothing.
+    FileNotFoundError saying where and how when they are missing and ``download`` is off."""
+    base, missing = _missing(data_root, num_classes)
+    if missing and not download:
         raise FileNotFoundError(
             f"CIFAR-{num_classes} files {missing} are missing from {base}. Pass --download "
             f"(download=true) to fetch them with torchvision, or extract the python version "
             f"from {URL} so that {base} holds them (data_root={data_root!r}).")
+    return base
+
+
+def read_cifar(data_root: str, download: bool, num_classes: int) -> RawSplits:
+    """CIFAR-``num_classes`` as uint8 N×3×32×32 (rows are R,G,B planes of 1024 bytes) and int64
+    labels. Missing files: fetched by torchvision when ``download``, else FileNotFoundError."""
+    _, train, test, key, tv_name = _LAYOUT[num_classes]
+    base, missing = _missing(data_root, num_classes)
+    if missing and download:
+        import torchvision
+        getattr(torchvision.datasets, tv_name)(str(Path(data_root).expanduser()), download=True)
+    locate_cifar(data_root, False, num_classes)      # still missing after a download: refuse
     tx, ty = _read([base / n for n in train], key)
     vx, vy = _read([base / n for n in test], key)
     return RawSplits(tx, ty, vx, vy)
+
+
+def locate_cifar10(data_root: str, download: bool) -> Path:
+    return locate_cifar(data_root, download, 10)
+
+
+def locate_cifar100(data_root: str, download: bool) -> Path:
+    return locate_cifar(data_root, download, 100)
 
 
 def read_cifar10(data_root: str, download: bool) -> RawSplits:

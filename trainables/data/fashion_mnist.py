@@ -6,6 +6,7 @@ Images are zero-padded 28×28 → 32×32 and kept grey (one channel: the ResNet3
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -14,9 +15,11 @@ import numpy as np
 from trainables.data.raw import RawSplits
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
-# Where to look, in order: these folders under data_root, then DEBIAN_DIR (both read at call
-# time, so tests can monkeypatch them).
+# Where to look, in order: data_root itself, these folders under it, then DEBIAN_DIR, but only
+# when data_root is TrialConfig's default: a path the user gave is used or refused, never
+# replaced by another copy found elsewhere (all read at call time, so tests can monkeypatch).
 ROOT_SUBDIRS = ("fashion_mnist", "FashionMNIST/raw")
+DEFAULT_ROOT = "./data"     # TrialConfig.data_root's default
 FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
          "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
 
@@ -24,7 +27,8 @@ FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-uby
 def search_dirs(data_root: str) -> list[Path]:
     """The folders searched for the four idx files, in order."""
     root = Path(data_root).expanduser()
-    return [root / d for d in ROOT_SUBDIRS] + [Path(DEBIAN_DIR)]
+    default = os.path.normpath(data_root) == os.path.normpath(DEFAULT_ROOT)
+    return [root] + [root / d for d in ROOT_SUBDIRS] + ([Path(DEBIAN_DIR)] if default else [])
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -49,21 +53,29 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def read_fashion_mnist(data_root: str, download: bool) -> RawSplits:
-    """Train/test as N×1×32×32 uint8 (28×28 zero-padded by 2 px) and int64 labels, from the
-    first folder of ``search_dirs`` holding all four idx files (plain or .gz); torchvision
-    downloads them into ``data_root`` only when ``download`` and none is found."""
+def locate_fashion_mnist(data_root: str, download: bool) -> Path | None:
+    """The first folder of ``search_dirs`` holding all four idx files (plain or .gz); None if
+    there is none but ``download`` will fetch them; else FileNotFoundError saying where."""
     dirs = search_dirs(data_root)
     folder = next((d for d in dirs if all(_find(d, f) for f in FILES.values())), None)
-    if folder is None and download:
-        import torchvision
-        torchvision.datasets.FashionMNIST(str(Path(data_root).expanduser()), download=True)
-        folder = next((d for d in dirs if all(_find(d, f) for f in FILES.values())), None)
-    if folder is None:
+    if folder is None and not download:
         raise FileNotFoundError(
             "Fashion-MNIST idx files not found; looked in " + ", ".join(map(str, dirs)) +
-            ". Install Debian's package (apt-get install dataset-fashion-mnist) or pass "
-            "--download (download=true) to fetch them with torchvision.")
+            f". Pass --download (download=true) to fetch them into data_root, or leave "
+            f"data_root at its default ({DEFAULT_ROOT}) to use Debian's {DEBIAN_DIR} "
+            "(apt-get install dataset-fashion-mnist).")
+    return folder
+
+
+def read_fashion_mnist(data_root: str, download: bool) -> RawSplits:
+    """Train/test as N×1×32×32 uint8 (28×28 zero-padded by 2 px) and int64 labels, from the
+    folder ``locate_fashion_mnist`` finds; torchvision downloads them into ``data_root`` only
+    when ``download`` and none is found."""
+    folder = locate_fashion_mnist(data_root, download)
+    if folder is None:
+        import torchvision
+        torchvision.datasets.FashionMNIST(str(Path(data_root).expanduser()), download=True)
+        folder = locate_fashion_mnist(data_root, False)
     arr = {k: read_idx(_find(folder, f)) for k, f in FILES.items()}
     for split in ("train", "test"):
         x, y = arr[split + "_x"], arr[split + "_y"]

@@ -3,9 +3,11 @@
 Importing this package registers every loss (one module per family).
 """
 from trainables.losses import eqlv2, ib, logit_adjust, margin, softmax  # noqa: F401 (registers)
-from trainables.losses.registry import LOSSES, LossSpec, create_loss, register_loss
+from trainables.losses.registry import (LOSSES, LossSpec, create_loss, describe_loss,
+                                        list_losses, register_loss)
 from trainables.losses.weights import (class_balanced_weights, class_margins, drw_weights,
                                        ib_weights)
 
-__all__ = ["LOSSES", "LossSpec", "create_loss", "register_loss", "class_margins",
+__all__ = ["LOSSES", "LossSpec", "create_loss", "describe_loss", "list_losses",
+           "register_loss", "class_margins",
            "class_balanced_weights", "drw_weights", "ib_weights"]

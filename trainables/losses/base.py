@@ -16,7 +16,6 @@ class ClassLoss(nn.Module):
     """
 
     takes_weight = True      # False for losses whose re-weighting is their own (EQLv2, IB)
-    needs_features = False
 
     def __init__(self, class_counts, weight=None):
         super().__init__()

@@ -15,7 +15,6 @@ class _IBBase(ClassLoss):
     scaled by ib_i = α / (‖softmax(z_i) − t_i‖₁ · ‖h_i‖₁ + ε). ib is NOT detached (as the code)."""
 
     takes_weight = False   # IB re-weights with its own w_j ∝ 1/n_j
-    needs_features = True
 
     def __init__(self, class_counts, weight=None, *, alpha, eps, ib_start_epoch):
         super().__init__(class_counts, weight)

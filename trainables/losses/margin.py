@@ -14,9 +14,7 @@ from trainables.losses.weights import class_margins
 
 class _MarginBase(ClassLoss):
     def __init__(self, class_counts, weight=None, *, s, max_m):
-        super().__init__(class_counts, weight)
-        if s <= 0:
-            raise ValueError(f"s={s!r} is out of range: must be > 0")
+        super().__init__(class_counts, weight)   # s > 0 is TrialConfig's check (config.py)
         self.s, self.max_m = float(s), float(max_m)
         self.register_buffer("margins", class_margins(self.counts, self.max_m), persistent=False)
 

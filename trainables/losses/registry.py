@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from trainables.registry import Registry
+
 
 @dataclass(frozen=True)
 class LossSpec:
@@ -12,26 +14,30 @@ class LossSpec:
     cls: type
     defaults: dict = field(default_factory=dict)   # every hyper-parameter the loss takes
     head: str = "linear"                           # classifier head the recipe pairs it with
-    description: str = ""
+    description: str = ""                          # the class's docstring
 
     @property
     def takes_weight(self) -> bool:
         return bool(self.cls.takes_weight)
 
-    @property
-    def needs_features(self) -> bool:
-        return bool(self.cls.needs_features)
+
+LOSSES: Registry = Registry("loss")
 
 
-LOSSES: dict[str, LossSpec] = {}
+def list_losses(filter: str = "") -> list[str]:
+    """Registered loss names, sorted; ``filter`` is a wildcard such as ``"elm*"``."""
+    return LOSSES.names(filter)
+
+
+def describe_loss(name: str) -> str:
+    """One line saying what loss ``name`` computes (its docstring's first paragraph)."""
+    return LOSSES.describe(name)
 
 
 def register_loss(name: str, *, head: str = "linear", **defaults):
     """Class decorator adding a loss to ``LOSSES`` with its hyper-parameters' defaults."""
     def deco(cls):
-        if name in LOSSES:
-            raise ValueError(f"loss '{name}' is registered twice")
-        LOSSES[name] = LossSpec(name, cls, dict(defaults), head, (cls.__doc__ or "").strip())
+        LOSSES.add(LossSpec(name, cls, dict(defaults), head, (cls.__doc__ or "").strip()))
         return cls
     return deco
 
@@ -42,9 +48,7 @@ def create_loss(name: str, class_counts, *, weight=None, **hparams) -> nn.Module
     Hyper-parameters not given take the loss's defaults (``LOSSES[name].defaults``); unknown
     names and ones this loss does not take raise ValueError listing the valid ones.
     """
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss '{name}'; choose one of {sorted(LOSSES)}")
-    spec = LOSSES[name]
+    spec = LOSSES.get_spec(name)
     bad = sorted(set(hparams) - set(spec.defaults))
     if bad:
         raise ValueError(f"hyper-parameter(s) {bad} do not apply to loss '{name}'; it takes "

@@ -86,4 +86,5 @@ class ResNetCifar(nn.Module):
 
 @register_model("resnet32")
 def resnet32(num_classes: int, *, in_channels: int = 3, head: str = "linear") -> nn.Module:
+    """ResNet-32 for 32x32 images (3 stages of 5 basic blocks, 0.46 M parameters; CIFAR)."""
     return ResNetCifar((5, 5, 5), num_classes, in_channels, head)

@@ -35,6 +35,7 @@ class ResNet50(nn.Module):
 
 @register_model("resnet50")
 def resnet50(num_classes: int, *, in_channels: int = 3, head: str = "linear") -> nn.Module:
+    """ResNet-50 for 224x224 images (torchvision's layout; ImageNet-LT, Places-LT)."""
     return ResNet50(num_classes, in_channels, head)
 
 
