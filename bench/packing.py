@@ -17,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import _cli  # noqa: E402
+
 
 def _trial(steps: int, variant: str, start, out):
     import torch
@@ -33,20 +35,34 @@ def _trial(steps: int, variant: str, start, out):
     out.put(steps * 128 / (time.perf_counter() - t))
 
 
+def _ks(text: str) -> list[int]:
+    return [_cli.int_at_least(1)(x) for x in text.split(",")]
+
+
+def _one_variant(text: str) -> str:
+    out = _cli.variants(text)
+    if len(out) != 1:
+        raise argparse.ArgumentTypeError(f"takes one variant, got {len(out)}")
+    return out[0]
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--ks", default="1,2,4,8")
-    p.add_argument("--variant", default="bf16+channels_last")
-    p.add_argument("--json")
+    p = _cli.Parser(__file__, description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=_cli.int_at_least(1), default=200)
+    p.add_argument("--ks", type=_ks, default="1,2,4,8",
+                   help="numbers of concurrent trials, comma separated")
+    p.add_argument("--variant", type=_one_variant, default="bf16+channels_last")
+    p.add_argument("--json", help="write the results here as JSON")
     args = p.parse_args(argv)
+    _cli.writable(p, args.json)
     import torch
     if not torch.cuda.is_available():
         print("bench/packing.py needs a CUDA GPU; none here.")
         return 0
     ctx = mp.get_context("spawn")
     rows = {}
-    for k in (int(x) for x in args.ks.split(",")):
+    for k in args.ks:
         start, out = ctx.Barrier(k), ctx.Queue()
         procs = [ctx.Process(target=_trial, args=(args.steps, args.variant, start, out))
                  for _ in range(k)]

@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import _cli  # noqa: E402
 from bench.train_throughput import (  # noqa: E402
     VARIANTS, _sync, baseline, engine, fake_cifar10_lt)
 
@@ -95,23 +96,26 @@ def print_table(name: str, r: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--variants", default=VARIANTS)
+    p = _cli.Parser(__file__, description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=_cli.int_at_least(1), default=10)
+    p.add_argument("--warmup", type=_cli.int_at_least(0), default=5)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=_cli.int_at_least(0), default=2)
+    p.add_argument("--variants", type=_cli.variants, default=VARIANTS,
+                   help=f"comma-separated engine variants (default: {VARIANTS})")
     p.add_argument("--json", help="write the profiles here as JSON")
     args = p.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    device = _cli.device(p, args.device)
+    _cli.writable(p, args.json)
+    for module, pip in (("torchvision", None), ("PIL", "pillow")):
+        _cli.need(p, module, "the reference loop (PIL transforms)", pip)
     print(f"# device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.steps} profiled steps of batch 128 after {args.warmup} warm-up steps")
     data = fake_cifar10_lt()
     out = {"baseline": profile(baseline(data, device, args.steps, args.warmup,
                                         args.workers)[0], device, args.steps, args.warmup)}
-    for variant in args.variants.split(","):
+    for variant in args.variants:
         out[f"engine {variant}"] = profile(engine(data, device, variant)[0], device,
                                            args.steps, args.warmup)
     for name, r in out.items():

@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import _cli  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.data.imbalance import class_counts  # noqa: E402
 from trainables.losses import create_loss, drw_weights  # noqa: E402
@@ -178,19 +179,22 @@ def projected_trial_s(train_ips, eval_ips, n_train=12_406, n_test=10_000):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--eval-images", type=int, default=2000)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
-    p.add_argument("--variants", default=VARIANTS)
+    p = _cli.Parser(__file__, description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=_cli.int_at_least(1), default=20)
+    p.add_argument("--warmup", type=_cli.int_at_least(0), default=5)
+    p.add_argument("--reps", type=_cli.int_at_least(1), default=3)
+    p.add_argument("--eval-images", type=_cli.int_at_least(100), default=2000)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--workers", type=_cli.int_at_least(0), default=min(4, os.cpu_count() or 1))
+    p.add_argument("--variants", type=_cli.variants, default=VARIANTS,
+                   help=f"comma-separated engine variants (default: {VARIANTS})")
     p.add_argument("--json", help="write the results here as JSON")
     args = p.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    device = _cli.device(p, args.device)
+    _cli.writable(p, args.json)
+    for module, pip in (("torchvision", None), ("PIL", "pillow")):
+        _cli.need(p, module, "the reference loop (PIL transforms)", pip)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     machine = (f"{platform.node()}: {os.cpu_count()} CPU cores, {gpu or 'no GPU'}, "
                f"torch {torch.__version__}, device {device}")
@@ -201,7 +205,7 @@ def main(argv=None) -> int:
     t_ips, e_ips = measure(*baseline(data, device, args.steps, args.warmup, args.workers),
                            device, args.steps, args.warmup, args.reps, args.eval_images)
     rows["baseline"] = {"train_images_per_s": t_ips, "eval_images_per_s": e_ips}
-    for variant in args.variants.split(","):
+    for variant in args.variants:
         t, e = measure(*engine(data, device, variant), device, args.steps, args.warmup,
                        args.reps, args.eval_images)
         rows[f"engine {variant}"] = {"train_images_per_s": t, "eval_images_per_s": e}

@@ -1,0 +1,85 @@
+"""The bench scripts' one error path: bad arguments and missing optional packages end with one
+line ``bench/NAME.py: error: ...`` and exit 2 before anything is measured (a benchmark that
+fails after minutes on its --json path, or with a traceback, helps no one)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+from pathlib import Path
+
+VALID_VARIANT_PARTS = ("fp32", "bf16", "channels_last", "compile")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that prints its errors as the one line (no usage block)."""
+
+    def __init__(self, script: str, **kw):
+        super().__init__(prog=f"bench/{Path(script).name}", **kw)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
+
+
+def int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expects an integer, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {v}")
+        return v
+    return parse
+
+
+def variants(text: str) -> list[str]:
+    """'fp32,bf16+channels_last+compile' -> the list; each part fp32 or bf16, then options."""
+    out = [v.strip() for v in text.split(",") if v.strip()]
+    for v in out:
+        parts = v.split("+")
+        if parts[0] not in ("fp32", "bf16") or any(p not in VALID_VARIANT_PARTS[2:]
+                                                   for p in parts[1:]):
+            raise argparse.ArgumentTypeError(
+                f"variant {v!r} is not valid: fp32 or bf16, optionally +channels_last and/or "
+                "+compile (e.g. bf16+channels_last)")
+    if not out:
+        raise argparse.ArgumentTypeError("needs at least one variant")
+    return out
+
+
+def device(parser: Parser, name: str):
+    """The torch device for --device (auto: cuda if available); an error line if unusable."""
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        parser.error(f"argument --device: {name!r} is not a device (auto, cpu, cuda, cuda:N)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"argument --device: {name} but CUDA is not available here")
+    return dev
+
+
+def writable(parser: Parser, path: str | None) -> None:
+    """--json's folder exists and takes files (checked before the minutes of measuring)."""
+    if not path:
+        return
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        parser.error(f"argument --json: folder {folder} does not exist")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        parser.error(f"argument --json: cannot write in {folder} ({e.strerror})")
+
+
+def need(parser: Parser, module: str, why: str, pip: str | None = None) -> None:
+    """An optional package this run needs, or the one error line saying which."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        parser.error(f"{why} needs the package '{module}' (pip install {pip or module}); "
+                     f"it is not installed in {sys.prefix}")
