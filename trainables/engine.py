@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -289,7 +290,10 @@ def load_checkpoint(path) -> dict:
     except FileNotFoundError as e:
         raise CheckpointError(f"checkpoint {path} does not exist") from e
     except Exception as e:   # truncated zip, bad pickle, disallowed type...
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from e
+        # torch's weights_only errors are pages of advice around one line of cause
+        cause = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(e))
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: "
+                              f"{cause.group(1) if cause else e})") from e
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"checkpoint {path} holds no trial state")
     return state
