@@ -114,6 +114,8 @@ def field_value(ctx: Context, name: str, value: Any) -> Any:
 
 def axis_values(ctx: Context, name: str, value: Any) -> list:
     """An axis: a list, ``a..b`` or ``start:stop:step``; each value typed; non-empty, distinct."""
+    if name not in _fields():
+        ctx.fail(f"'{name}' is not a TrialConfig field; valid fields: {sorted(_fields())}")
     if isinstance(value, str):
         values = parse_range(ctx, value)
     elif isinstance(value, list):

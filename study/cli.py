@@ -41,10 +41,12 @@ def _parse_kv(items: list[str], what: str) -> dict[str, str]:
 def _parse_seeds(text: str | None) -> list[int] | None:
     if text is None:
         return None
+    from search_spaces.studyfile import Context, parse_range
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in parse_range(Context("--seeds"), text)]
     except ValueError:
-        raise StudyError(f"--seeds expects comma-separated integers, got {text!r}") from None
+        raise StudyError(f"--seeds expects comma-separated integers or a range a..b, got "
+                         f"{text!r}") from None
     if not seeds or any(s < 0 for s in seeds):
         raise StudyError(f"--seeds expects non-negative integers, got {text!r}")
     return seeds
@@ -54,7 +56,7 @@ def _add_changes(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", metavar="NAME|FILE",
                    help="a shipped study (see `elm-study list`) or a study file (.yaml)")
     p.add_argument("--epochs", type=int, default=None, help="every trial's epochs")
-    p.add_argument("--seeds", default=None, help="comma-separated, replaces the seed axis")
+    p.add_argument("--seeds", default=None, help="0,1,2 or 0..4: replaces the seed axis")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="a TrialConfig field for every trial (a loss "
                    "hyper-parameter: for the methods whose loss takes it)")
