@@ -37,7 +37,8 @@ window.addEventListener('load',function(){document.querySelectorAll('figure img'
 document.querySelectorAll('table.sortable').forEach(function(t){
  t.querySelectorAll('thead th').forEach(function(th,i){th.addEventListener('click',function(){
   var asc=!th.classList.contains('sorted-asc'), body=t.tBodies[0];
-  t.querySelectorAll('thead th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc')});
+  t.querySelectorAll('thead th').forEach(function(h){
+   h.classList.remove('sorted-asc','sorted-desc')});
   th.classList.add(asc?'sorted-asc':'sorted-desc');
   var key=function(r){var s=r.cells[i].textContent.trim(),v=parseFloat(s);return isNaN(v)?s:v};
   Array.from(body.rows).sort(function(a,b){var x=key(a),y=key(b);
