@@ -245,12 +245,7 @@ class Trainer:
                 "provenance": provenance()}
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"checkpoint format {state.get('format')!r} is not "
-                                  f"{CHECKPOINT_FORMAT}")
-        saved = TrialConfig.from_dict(state["config"])
-        if saved.replace(**_runtime_fields(self.cfg)) != self.cfg:
-            raise CheckpointError("checkpoint belongs to a different trial config")
+        check_checkpoint(state, self.cfg)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.criterion.load_state_dict(state["loss"])
@@ -268,6 +263,25 @@ class Trainer:
 
     def load(self, path) -> None:
         self.load_state_dict(load_checkpoint(path))
+
+
+def check_checkpoint(state: dict, cfg: TrialConfig) -> None:
+    """CheckpointError unless ``state`` has this format and ``cfg``'s config up to runtime
+    fields (a CLI checks this before building anything); the message names each field that
+    differs, this run's value first."""
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint format {state.get('format')!r} is not "
+                              f"{CHECKPOINT_FORMAT}")
+    try:
+        saved = TrialConfig.from_dict(state["config"]).replace(**_runtime_fields(cfg))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint holds no valid trial config ({e})") from e
+    if saved != cfg:
+        old = saved.to_dict()
+        diff = [f"{k}={v!r} here, {old[k]!r} in the checkpoint"
+                for k, v in cfg.to_dict().items() if old[k] != v]
+        raise CheckpointError("checkpoint belongs to a different trial config: " +
+                              "; ".join(diff))
 
 
 def _runtime_fields(cfg: TrialConfig) -> dict:
