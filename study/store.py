@@ -78,5 +78,5 @@ def write_meta(path: Path, meta: dict) -> None:
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / (STUDY_FILE + ".tmp")
     tmp.write_text(json.dumps({**meta, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")},
-                              indent=1))
+                              indent=1, allow_nan=False))   # strict JSON: jq / JS read it
     os.replace(tmp, path / STUDY_FILE)

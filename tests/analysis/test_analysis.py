@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -12,43 +13,23 @@ import pytest
 from analysis import plots, tables
 from analysis.aggregate import aggregate, paired_difference
 from analysis.collect import load_curves, load_study, read_results, trial_dirs
-from analysis.report import build_report
-from search_spaces.base import StudySpace, grid
-from trainables.methods import TABLE1_METHODS, label_of, method
+from trainables.methods import TABLE1_METHODS, label_of
 
 REPO = Path(__file__).resolve().parents[2]
 COLUMNS = ["study", "trial_id", "status", "method", "dataset", "imb_type", "ratio", "loss",
-           "drw", "lam", "max_m", "s", "gamma", "seed", "data_seed", "epochs_done",
+           "drw", "lam", "max_m", "s", "run", "trial_key", "seed", "data_seed", "epochs_done",
            "final_top1", "best_top1_test_selected", "test_top3", "test_top5", "test_many",
            "test_medium", "test_few", "test_per_class", "train_time_s", "train_images_per_s",
            "node", "package_version", "git_commit"]
-
-
-@pytest.fixture(scope="session")
-def study(tmp_path_factory):
-    """ELM and ELM w/o Δy × λ ∈ {0.1, 1.0} × seeds {0, 1, 2}, 1 epoch: 12 real trials."""
-    from study.launcher import fit_study
-    root = tmp_path_factory.mktemp("studies")
-    space = StudySpace("mini", "analysis fixture", {
-        "base": {"dataset": "synthetic", "ratio": 10.0, "epochs": 1, "batch_size": 64,
-                 "eval_batch_size": 200, "device": "cpu"},
-        "method": grid([method("elm"), method("elm_wo_dy")]), "lam": grid([0.1, 1.0]),
-        "seed": grid([0, 1, 2])}, 12)
-    meta = {"name": "mini", "storage": str(root), "space": "mini", "expected_trials": 12,
-            "cpus_per_trial": 1.0, "gpus_per_trial": 0, "max_failures": 0}
-    rc = fit_study(space, str(root / "mini"), meta, address="local", dashboard=False,
-                   dashboard_host="127.0.0.1")
-    assert rc == 0
-    return root / "mini"
 
 
 def test_load_study_has_one_row_per_trial_with_the_columns(study):
     df = load_study(study)
     assert len(df) == 12 and set(df["status"]) == {"terminated"}
     assert not set(COLUMNS) - set(df.columns), set(COLUMNS) - set(df.columns)
-    assert set(df["method"]) == {"ELM (λ=0.1)", "ELM (λ=1.0)", "ELM w/o Δy (λ=0.1)",
-                                 "ELM w/o Δy (λ=1.0)"}
-    assert df["s"].eq(30.0).all() and df["max_m"].eq(0.5).all()    # resolved, not None
+    assert set(df["method"]) == {"CE", "LDAM", "ELM (λ=0.1)", "ELM (λ=1.0)"}
+    margin = df[df["loss"] != "ce"]
+    assert margin["s"].eq(30.0).all() and margin["max_m"].eq(0.5).all()  # resolved, not None
 
 
 def test_means_and_stds_equal_hand_computation_from_result_files(study):
@@ -118,7 +99,14 @@ def test_table1_puts_each_value_in_its_cell():
     md = tables.to_markdown(frame)
     assert md.count("**") == 2 * 8                         # the best of each column in bold
     assert f"**{10 * 19 + 7 + 0.01:.2f}±1.41**" in md      # last row, last column is the best
-    assert r"\toprule" in tables.to_latex(frame) and "<b>" in tables.to_html(frame)
+    tex = tables.to_latex(frame, "CIFAR 100% & #1")
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    assert tex.count(r"\textbf{") == 8 and rf"\textbf{{{10 * 19 + 7 + 0.01:.2f}$\pm$1.41}}" in tex
+    assert r"100\% \& \#1" in tex and r"$\lambda$" in tex    # escaped, λ in math mode
+    styled = tables.to_html(frame)      # one CSS rule whose selectors are the 8 best cells
+    assert styled.count("font-weight: bold") == 1
+    assert len(re.findall(r"#T_\w+_row19_col7\b", styled)) == 1
+    assert len(re.findall(r"#T_\w+_row\d+_col\d+", styled)) == 8
 
 
 def test_side_by_side_with_the_paper():
@@ -162,10 +150,10 @@ def test_effective_margins_from_a_checkpoint(study):
     assert (em <= 0.5 + 1e-6).all() and (em >= 0.5 * (1 / 10) ** 0.25 - 0.5 - 1e-6).all()
 
 
-def test_report_writes_markdown_and_html(study, tmp_path):
-    out = build_report(study, tmp_path / "rep")
+def test_report_writes_markdown_and_html(report):
+    out = report
     md = (out / "report.md").read_text()
-    assert "ELM w/o Δy (λ=1.0)" in md and "λ ablation" in md
+    assert "ELM (λ=1.0) vs LDAM" in md and "λ ablation" in md and "| LDAM " in md
     assert (out / "report.html").exists() and (out / "lambda_ablation.png").exists()
 
 
