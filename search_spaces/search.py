@@ -35,7 +35,7 @@ def corner_points(space: dict) -> list[dict]:
 
 
 def total_epochs(base: dict) -> int:
-    """The run's real length: the base's, SPEC 6's 90 for a large-scale dataset, or the
+    """The run's real length: the base's, the large-scale recipe's 90 (docs/recipe.md), or the
     TrialConfig default (read, not built: a bad base is validate()'s to report)."""
     return base.get("epochs") or (LARGE_SCALE_RECIPE["epochs"]
                                   if base.get("dataset") in LARGE_SCALE_DATASETS

@@ -1,6 +1,6 @@
 """TrialConfig: the one object that says everything a trial does.
 
-Every default that changes a number lives here (see ../shared/SPEC.md); nothing else holds one.
+Every default that changes a number lives here (docs/recipe.md); nothing else holds one.
 The config is frozen, validated on construction, round-trips through plain dicts (JSON/YAML
 friendly) and is saved with every checkpoint and result.
 
@@ -29,7 +29,7 @@ REMOVED_FIELDS = {"optimizer": "sgd"}   # SGD is the only optimizer the engine b
 LOSS_HPARAMS = ("s", "max_m", "lam", "gamma", "reg_lambda", "alpha", "eps", "mu", "ldam",
                 "faithful", "ib_start_epoch", "tau")
 LARGE_SCALE_DATASETS = ("imagenet_lt", "places_lt")
-# SPEC 6: ResNet-50, batch 256, 90 epochs, ×0.1 at 50/70/85 (0-based, as torch's MultiStepLR),
+# docs/recipe.md: ResNet-50, batch 256, 90 epochs, ×0.1 at 50/70/85 (0-based, as torch's MultiStepLR),
 # 5 warm-up epochs; DRW from the first decay (the paper does not say).
 LARGE_SCALE_RECIPE = {"model": "resnet50", "epochs": 90, "recipe_epochs": 90, "batch_size": 256,
                       "lr_milestones": (50, 70, 85), "lr_factors": (0.1, 0.01, 0.001),
@@ -202,7 +202,7 @@ class TrialConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrialConfig:
         """Build from a plain dict; unknown keys and wrong types raise ValueError.
 
-        For a large-scale dataset, recipe fields the dict does not set take SPEC 6's values
+        For a large-scale dataset, recipe fields the dict does not set take the large-scale recipe's values
         (LARGE_SCALE_RECIPE) instead of the CIFAR defaults."""
         if not isinstance(d, dict):
             raise ValueError(f"TrialConfig.from_dict expects a dict, got {type(d).__name__}")

@@ -1,6 +1,6 @@
 """Accuracy metrics accumulated on the device and read once: top-k, per-class, shot groups.
 
-Accuracies are percentages (as the paper's tables). Shot groups follow SPEC 7: many n > 100,
+Accuracies are percentages (as the paper's tables). Shot groups (docs/recipe.md): many n > 100,
 few n < 20, medium otherwise, from the TRAINING counts; an empty group is NaN, not 0.
 """
 from __future__ import annotations

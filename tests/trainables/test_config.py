@@ -92,7 +92,7 @@ def test_loss_hparams_merge_defaults_and_overrides():
 
 def test_lr_schedule_of_the_200_epoch_recipe():
     cfg = TrialConfig()
-    # epochs are 1-based in SPEC 5: e <= 5 warm-up, 0.1 to 160, 1e-3 from 161, 1e-5 from 181
+    # epochs are 1-based in docs/recipe.md: e <= 5 warm-up, 0.1 to 160, 1e-3 from 161, 1e-5 from 181
     lr = {e: cfg.lr_at(e - 1) for e in (1, 5, 6, 160, 161, 180, 181, 200)}
     assert lr[1] == pytest.approx(0.02) and lr[5] == pytest.approx(0.1)
     assert lr[6] == lr[160] == pytest.approx(0.1)

@@ -1,4 +1,4 @@
-"""Data: imbalance (SPEC 4), readers on files fabricated in the real formats, device loader."""
+"""Data: imbalance (docs/data.md), readers on files fabricated in the real formats, device loader."""
 import gzip
 import pickle
 import struct
@@ -43,7 +43,7 @@ def test_unknown_imbalance_type():
 
 
 def spec_subsample(targets, counts, seed):
-    """SPEC 4 literally, as LDAM-DRW's gen_imbalanced_data."""
+    """docs/data.md literally, as LDAM-DRW's gen_imbalanced_data."""
     np.random.seed(seed)
     out = []
     for c, n in enumerate(counts):

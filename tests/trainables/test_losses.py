@@ -1,9 +1,9 @@
-"""Loss functions against independent float64 references written from SPEC.md sections 1-3.
+"""Loss functions against independent float64 references written from docs/losses.md.
 
 Nothing here is shared with ``trainables.losses``: every reference below is rebuilt from the
-SPEC formulas (log-sum-exp, softmax, sigmoid and BCE written out by hand, c* and the MM-LDAM
+documented formulas (log-sum-exp, softmax, sigmoid and BCE written out by hand, c* and the MM-LDAM
 shift computed by plain Python loops), and gradients are those of the references under
-autograd, with the quantities the SPEC says carry no gradient (ELM's c*, MM-LDAM's shift b,
+autograd, with the quantities the docs say carry no gradient (ELM's c*, MM-LDAM's shift b,
 EQLv2's weights) held constant.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ SPEC_DRW_C10 = [0.0506, 0.0769, 0.1211, 0.1950, 0.3188, 0.5246, 0.8684, 1.4426, 
 
 ALL = ["ce", "focal", "lmsce", "eqlv2", "ib", "ib_focal", "ldam", "elm", "elm_wo_dy", "mm_ldam"]
 COSINE = {"ldam", "elm", "elm_wo_dy", "mm_ldam"}
-WEIGHTED = ["ce", "focal", "lmsce", "ldam", "elm", "elm_wo_dy", "mm_ldam"]   # take SPEC's w
+WEIGHTED = ["ce", "focal", "lmsce", "ldam", "elm", "elm_wo_dy", "mm_ldam"]   # take DRW's w
 IB = ["ib", "ib_focal"]
 DEFAULTS = {
     "ce": {},
@@ -51,16 +51,16 @@ DEFAULTS = {
 
 
 # =========================================================================================
-# float64 references, straight from SPEC
+# float64 references, straight from docs/losses.md
 # =========================================================================================
 def r_margins(counts, max_m):
-    """SPEC 1: Δ_j = M · (n_min / n_j)^{1/4}."""
+    """docs/losses.md: Δ_j = M · (n_min / n_j)^{1/4}."""
     n_min = min(counts)
     return torch.tensor([max_m * (n_min / n) ** 0.25 for n in counts], dtype=F64)
 
 
 def r_cb_weights(counts, beta):
-    """SPEC 3: w_j = (1 − β)/(1 − β^{n_j}), normalised to sum C."""
+    """docs/recipe.md (DRW): w_j = (1 − β)/(1 − β^{n_j}), normalised to sum C."""
     w = [(1 - beta) / (1 - beta ** n) for n in counts]
     return torch.tensor([v * len(counts) / sum(w) for v in w], dtype=F64)
 
@@ -143,7 +143,7 @@ def r_elm(z, y, counts, w=None, s=30.0, max_m=0.5, lam=1.0, with_dy=True):
 
 
 def r_mm_b(z, y, counts, max_m, gamma, ldam, faithful):
-    """MM-LDAM's b_i (no gradient). ``faithful``: SPEC's two slips of the public code: every
+    """MM-LDAM's b_i (no gradient). ``faithful``: the two slips of the public code (docs/losses.md): every
     row reads the FIRST sample's target column for mpos, and the non-target max puts 0 (not
     −inf) in the row's target slot."""
     d = r_margins(counts, 0.5).tolist()               # always M = 0.5 here
@@ -295,7 +295,7 @@ def word(w, text):
 
 
 # =========================================================================================
-# SPEC 1 and 3: per-class quantities
+# margins and DRW weights: per-class quantities
 # =========================================================================================
 def test_class_margins_match_spec_list_and_rarest_gets_exactly_max_m():
     m = class_margins(C10, 0.5)
@@ -522,7 +522,7 @@ def _elm_row(z_row, t, cs, s=1.0, lam=1.0, counts=C10):
 
 @pytest.mark.parametrize("name", ["elm", "elm_wo_dy"])
 def test_elm_cstar_excludes_target_and_ties_go_to_lowest_index(name):
-    cases = []   # (row, target, the c* the SPEC demands)
+    cases = []   # (row, target, the c* the definition demands)
     r = [0.1, -0.2, 0.3, 0.0, -0.5, 0.2, 0.25, -0.1, 0.05, 0.15]
     cases.append((r, 2, 6))                                    # target is the max: next best
     r = [0.9, 0.1, 0.4, 0.4, 0.2, 0.4, -0.3, 0.0, 0.1, 0.3]
@@ -669,7 +669,7 @@ def test_ib_features_required_and_one_dimensional_accepted(name):
 
 @pytest.mark.parametrize("name", IB)
 def test_ib_requires_features_even_before_its_start_epoch(name):
-    """SPEC: IB 'needs h'; the brief: without features it raises (fail fast, not at epoch 100)."""
+    """IB needs h (docs/losses.md); the brief: without features it raises (fail fast, not at epoch 100)."""
     z, y, _ = batch(C10, name=name, seed=17)
     loss = create_loss(name, C10)
     loss.set_epoch(0)

@@ -53,7 +53,7 @@ class FileData:
 
 
 def build_data(cfg, device):
-    """The imbalanced train split (SPEC 4), optional validation hold-out, the full test set;
+    """The imbalanced train split (docs/data.md), optional validation hold-out, the full test set;
     for split-list datasets, the validated lists (class counts from the train list)."""
     info = get_dataset(cfg.dataset)
     if info.kind == "files":

@@ -1,4 +1,4 @@
-"""Long-tailed / step imbalance of a balanced training set, exactly as LDAM-DRW (SPEC 4)."""
+"""Long-tailed / step imbalance of a balanced training set, exactly as LDAM-DRW (docs/data.md)."""
 from __future__ import annotations
 
 import numpy as np

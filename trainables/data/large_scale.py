@@ -5,7 +5,7 @@ The images are the user's; the lists are the public OLTR ones, shipped gzipped i
 are validated before training: missing files (count and the first few paths) and labels out
 of range are errors that say where.
 Loading uses a DataLoader with workers, pinned memory and persistent workers; augmentation is
-SPEC 6 (RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0); test Resize + CenterCrop).
+docs/data.md (RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0); test Resize + CenterCrop).
 With ``gpu_decode`` the workers only read bytes and JPEGs are decoded batched on the device.
 """
 from __future__ import annotations
@@ -181,7 +181,7 @@ class FileLoader:
 
 
 def decode_batch(encoded, device, image_size: int, train: bool) -> torch.Tensor:
-    """Decode JPEG bytes on ``device`` (nvjpeg on CUDA) and apply SPEC 6's transforms there."""
+    """Decode JPEG bytes on ``device`` (nvjpeg on CUDA) and apply the training/test transforms there."""
     import torchvision.io as io
     import torchvision.transforms.v2 as T2
     imgs = io.decode_jpeg(encoded, mode=io.ImageReadMode.RGB, device=device)

@@ -16,7 +16,7 @@ from trainables.registry import Registry
 class DatasetInfo:
     name: str
     num_classes: int
-    img_max: int                 # head-class size before imbalance (SPEC 4)
+    img_max: int                 # head-class size before imbalance (docs/data.md)
     channels: int
     image_size: int
     mean: tuple[float, ...]
@@ -82,7 +82,7 @@ register_dataset(DatasetInfo("fashion_mnist", 10, 6000, 1, 32, (0.2190,), (0.331
 register_dataset(DatasetInfo("synthetic", 10, 100, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
                              "trainables.data.synthetic:read_synthetic",
                              description="tiny generated data for tests (no files)"))
-# Large-scale, read from the user's image folders through split lists (SPEC 6).
+# Large-scale, read from the user's image folders through split lists (docs/data.md).
 _IMNET_MEAN, _IMNET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 register_dataset(DatasetInfo("imagenet_lt", 1000, 1280, 3, 224, _IMNET_MEAN, _IMNET_STD, "",
                              "files", ("ImageNet_LT_train.txt", "ImageNet_LT_val.txt",

@@ -1,4 +1,4 @@
-"""ResNet-32 for 32×32 images, as LDAM-DRW's ``resnet_cifar.py`` (SPEC 5).
+"""ResNet-32 for 32×32 images, as LDAM-DRW's ``resnet_cifar.py`` (docs/recipe.md).
 
 Stem conv3×3(→16)+BN+ReLU; 3 stages × 5 BasicBlocks (16/32/64, strides 1/2/2); parameter-free
 "option A" shortcuts; global average pool → 64-d feature → head (Linear or NormedLinear).
