@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from search_spaces.base import StudySpace, apply_changes, build_space, expand_grid, grid
-from search_spaces.studyfile import StudyFileError, read_study_file
+from search_spaces.studyfile import (Context, StudyFileError, check_search_settings,
+                                     read_study_file)
 
 STUDIES_DIR = Path(__file__).parent / "studies"
 SPACES = {p.stem: p for p in sorted(STUDIES_DIR.glob("*.yaml"))}
@@ -49,11 +50,8 @@ def get_space(name_or_path: str, *, epochs=None, seeds=None, overrides=None, axe
             valid = list(SEARCH_OPTIONS) if "search" in spec else []
             raise StudyFileError(f"study '{spec['name']}' has no option {k!r}; its options: "
                                  f"{valid + ['any TrialConfig field'] }")
-    if "search" in spec:       # re-check what options changed
-        from search_spaces.studyfile import Context, _search
-        raw = {**spec["search"], "space": {k: f"{kind}({', '.join(map(str, a))})"
-                                           for k, (kind, a) in spec["search"]["space"].items()}}
-        spec["search"] = _search(Context("--option"), raw)
+    if "search" in spec:       # what --option changed is checked like the file's own values
+        check_search_settings(Context(str(path)).at("--option"), spec["search"])
     spec = apply_changes(spec, epochs=epochs, seeds=seeds, overrides=overrides, axes=axes,
                          source=str(path))
     return build_space(spec, str(path))

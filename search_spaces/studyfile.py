@@ -277,6 +277,17 @@ def _search(ctx: Context, data) -> dict:
     out = {"sampler": data.get("sampler", "tpe"), "num_samples": data.get("num_samples", 20),
            "seed": data.get("seed", 0), "metric": data.get("metric", "val_top1"),
            "mode": data.get("mode", "max")}
+    check_search_settings(ctx, out)
+    space = ctx.at("space").mapping(data.get("space") or {})
+    if not space:
+        ctx.at("space").fail("a search needs at least one field to search over")
+    out["space"] = {k: list(parse_distribution(ctx.at("space", k), k, v))
+                    for k, v in space.items()}
+    return out
+
+
+def check_search_settings(ctx: Context, out: dict) -> None:
+    """sampler, num_samples, seed and mode of a search (also after --option changed them)."""
     if out["sampler"] not in SAMPLERS:
         ctx.at("sampler").fail(f"unknown sampler {out['sampler']!r}; choose one of "
                                f"{list(SAMPLERS)}")
@@ -286,12 +297,6 @@ def _search(ctx: Context, data) -> dict:
             ctx.at(k).fail(f"expects an integer >= {1 if k == 'num_samples' else 0}, got {v!r}")
     if out["mode"] not in ("max", "min"):
         ctx.at("mode").fail(f"expects max or min, got {out['mode']!r}")
-    space = ctx.at("space").mapping(data.get("space") or {})
-    if not space:
-        ctx.at("space").fail("a search needs at least one field to search over")
-    out["space"] = {k: list(parse_distribution(ctx.at("space", k), k, v))
-                    for k, v in space.items()}
-    return out
 
 
 def _scheduler(ctx: Context, data) -> dict:
