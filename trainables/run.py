@@ -157,8 +157,14 @@ def load_resume(path: str, cfg: TrialConfig) -> dict:
     return state
 
 
-def check_out(out: Path) -> None:
-    """``out`` can be created (or exists) and is writable; creates nothing."""
+def check_out(out: Path, resuming: bool) -> None:
+    """``out`` can be created (or exists) and is writable, and holds no other run unless this
+    one resumes (metrics.jsonl is appended to: two runs' epochs must not mix); creates
+    nothing."""
+    held = [n for n in ("metrics.jsonl", "last.pt") if (out / n).exists()]
+    if held and not resuming:
+        raise UsageError(f"--out {out} already holds a run ({', '.join(held)}); continue it "
+                         f"with --resume {out / 'last.pt'} or choose another --out")
     probe = out
     while not probe.exists():
         probe = probe.parent
@@ -196,7 +202,7 @@ def prepare(args) -> tuple[TrialConfig, dict | None, Path | None]:
     state = load_resume(args.resume, cfg) if args.resume else None
     out = Path(args.out).expanduser() if args.out else None
     if out:
-        check_out(out)
+        check_out(out, resuming=state is not None)
     check_data(cfg)
     return cfg, state, out
 

@@ -138,6 +138,20 @@ def test_as_a_user_types_it(tmp_path, args, fragment):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_out_holding_another_run_is_refused_unless_resuming(tmp_path, capsys):
+    from trainables.run import main
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    with pytest.raises(SystemExit) as e:
+        main(["--dataset", "synthetic", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert f"--out {out} already holds a run (metrics.jsonl); continue it with --resume" in err
+    assert [p.name for p in out.iterdir()] == ["metrics.jsonl"]
+    assert (out / "metrics.jsonl").read_text() == '{"epoch": 1}\n'
+
+
 def test_help_lists_every_dataset_loss_and_model_with_groups_and_defaults():
     p = subprocess.run([sys.executable, "-m", "trainables.run", "--help"], capture_output=True,
                        text=True, timeout=120)
