@@ -225,6 +225,8 @@ def main(argv=None) -> int:
     p.add_argument("study", help="a study folder")
     p.add_argument("--losses", default="ce", help="comma-separated losses to adjust (ce)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--plots", metavar="DIR", help="also write the diagnostic figures there "
+                   "(reliability, confusion, precision/recall vs class size)")
     a = p.parse_args(argv)
     if not (Path(a.study) / "").is_dir():
         print(f"study: {a.study} is not a folder", file=sys.stderr)
@@ -235,4 +237,8 @@ def main(argv=None) -> int:
         print(f"posthoc: {e}", file=sys.stderr)
         return 2
     print(markdown(table))
+    if a.plots:
+        from analysis.diagnostics import plot_all
+        for path in plot_all(a.study, a.plots):
+            print(path)
     return 0

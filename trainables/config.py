@@ -126,6 +126,9 @@ class TrialConfig:
     tau: float | None = field(default=None, metadata={
         "help": "logit_adjust: τ of CE(z + τ·log π, y), π the training prior (1.0 = Balanced "
                 "Softmax)", "group": "loss"})
+    tau: float | None = field(default=None, metadata={
+        "help": "logit_adjust: τ of CE(z + τ·log π, y), π the training prior (1.0 = Balanced "
+                "Softmax)", "group": "loss"})
     drw: bool = field(default=False, metadata={
         "help": "deferred re-weighting by class-balanced weights", "group": "loss"})
     drw_epoch: int | None = field(default=None, metadata={
@@ -142,6 +145,20 @@ class TrialConfig:
     init_weights: str | None = field(default=None, metadata={
         "help": "a local state_dict file to start from (resnet50); None = random init",
         "group": "model"})
+    decouple: str | None = field(default=None, metadata={
+        "help": "second stage of decoupled learning: crt (re-train the classifier) or lws "
+                "(learn per-class logit scales), from the stage1 trial; None = one stage",
+        "group": "model"})
+    stage1: str | None = field(default=None, metadata={
+        "help": "decouple: the first-stage trial, a trial.pt checkpoint or a trial folder",
+        "group": "model"})
+    decouple_epochs: int | None = field(default=None, metadata={
+        "help": "decouple: epochs, in the first stage's recipe epochs (scaled like its "
+                "schedule); None = the Decoupling paper's 10 (cRT) / 5 (LWS)",
+        "group": "schedule"})
+    decouple_lr: float | None = field(default=None, metadata={
+        "help": "decouple: initial lr, cosine-annealed to 0; None = 0.2·batch_size/512 (the "
+                "paper's 0.2 at batch 512)", "group": "schedule"})
     # ---- optimisation (LDAM-DRW's CIFAR recipe) ----------------------------------------
     epochs: int = field(default=200, metadata={
         "help": "epochs to train", "group": "schedule"})
@@ -434,6 +451,14 @@ def _validate(c: TrialConfig) -> None:
         raise ValueError(f"drw does not apply to loss '{c.loss}' (it re-weights on its own); "
                          f"losses that take DRW: {sorted(n for n, s in LOSSES.items() if s.takes_weight)}")
     _check(c.drw_epoch is None or c.drw_epoch >= 0, "drw_epoch", c.drw_epoch, "must be >= 0")
+    if c.decouple is not None:
+        _choice("decouple", c.decouple, ("crt", "lws"))
+    _check((c.decouple is None) == (c.stage1 is None), "stage1", c.stage1,
+           "set it exactly when decouple is set (crt/lws)")
+    _check(c.decouple_epochs is None or c.decouple_epochs >= 1, "decouple_epochs",
+           c.decouple_epochs, "must be >= 1")
+    _check(c.decouple_lr is None or (c.decouple_lr > 0 and math.isfinite(c.decouple_lr)),
+           "decouple_lr", c.decouple_lr, "must be > 0")
     _check(0 <= c.drw_beta < 1, "drw_beta", c.drw_beta, "must be in [0, 1)")
     # optimisation
     _check(c.epochs >= 1, "epochs", c.epochs, "must be >= 1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import json
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from trainables.provenance import provenance
 from trainables.ray_metrics import trial_gauges
 
 CHECKPOINT_FILE = "trial.pt"
+CONFUSION_FILE = "confusion.json"   # {split: rows = true class, columns = predicted}
 CONFUSION_FILE = "confusion.json"   # {split: rows = true class, columns = predicted}
 CONFUSION_FILE = "confusion.json"   # {split: rows = true class, columns = predicted}
 log = logging.getLogger(__name__)
@@ -174,12 +176,15 @@ def train_trial(config: dict) -> None:
 
     cfg = TrialConfig.from_dict(flatten_trial(config))
     from trainables.engine import Trainer
+    if cfg.decouple:   # the second stage of cRT / LWS, from the trial cfg.stage1 names
+        from trainables.decoupled import DecoupledTrainer as Trainer
     try:
         trainer = Trainer(cfg)              # seeds python/numpy/torch for THIS trial
     except (FileNotFoundError, ValueError, OSError) as e:
         raise TrialSetupError(f"trial could not start on node {socket.gethostname()}: "
                               f"{e}") from None
-    static = {**trial_static_fields(cfg), "node_id": _node_id()}
+    static = {**trial_static_fields(cfg), "node_id": _node_id(),
+              **getattr(trainer, "static_fields", {})}   # a decoupled trial's own label
     where = _trial_storage()
     checkpoint, known = tune.get_checkpoint(), None
     if checkpoint is not None:

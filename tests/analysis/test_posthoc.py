@@ -74,3 +74,54 @@ def test_aggregate_mean_sd_and_tau_in_label():
     assert a["method"] == "CE + post-hoc LA (τ*=1/1.2)" and a["n"] == 2
     assert a["top1"] == 72.0 and a["top1_sd"] == pytest.approx(math.sqrt(8.0))
     assert a["medium"] is None
+
+
+# =========================================================================================
+# end to end on a study folder laid out as Tune writes it (tiny synthetic trial, no Ray)
+# =========================================================================================
+def _fake_study(root, val_fraction=0.3):
+    import json
+
+    from trainables.config import TrialConfig
+    from trainables.engine import Trainer
+    from trainables.trainable import trial_static_fields
+    cfg = TrialConfig(dataset="synthetic", ratio=10.0, img_max=30, batch_size=32,
+                      eval_batch_size=200, epochs=1, device="cpu",
+                      val_fraction=val_fraction)
+    d = root / "train_trial_abcde_00000_0"
+    (d / "checkpoint_000001").mkdir(parents=True)
+    trainer = Trainer(cfg)
+    static = trial_static_fields(cfg)
+    with open(d / "result.json", "w") as f:
+        for m in trainer.epochs():
+            f.write(json.dumps({**m, **static, "trial_id": "abcde_00000"}) + "\n")
+    trainer.save(d / "checkpoint_000001" / "trial.pt")
+    (d / "params.json").write_text(json.dumps({"base": cfg.to_dict()}))
+    return root
+
+
+def test_posthoc_decoupled_and_plots_on_a_study_folder(tmp_path):
+    from analysis import diagnostics, posthoc
+    from trainables import decoupled
+    study = _fake_study(tmp_path / "s")
+    assert len(decoupled.run_for_study(str(study), "crt")) == 1
+    rows, table = posthoc.run(str(study))
+    assert [r["method"] for r in rows] == ["CE + post-hoc LA", "CE + τ-norm"]
+    assert all(r["tau"] in posthoc.TAU_GRID for r in rows)
+    labels = [a["method"] for a in table]
+    assert labels[0] == "CE" and "CE + cRT" in labels
+    assert any(lab.startswith("CE + post-hoc LA (τ*=") for lab in labels)
+    assert (study / "posthoc.json").exists()
+    md = posthoc.markdown(table)
+    assert "| CE + cRT | 1 |" in md and "ECE" in md
+    paths = diagnostics.plot_all(study, tmp_path / "plots")
+    assert {p.name for p in paths} >= {"reliability.png", "confusion_ce.png",
+                                       "precision_recall_vs_size.png"}
+
+
+def test_posthoc_refuses_a_trial_without_validation_split(tmp_path, capsys):
+    from analysis import posthoc
+    study = _fake_study(tmp_path / "s", val_fraction=0.0)
+    assert posthoc.main([str(study)]) == 2
+    assert "val_fraction" in capsys.readouterr().err
+    assert not (study / "posthoc.json").exists()

@@ -23,7 +23,7 @@ def r_lse(o):
 
 
 def r_shifted_ce(z, y, shift, w=None):
-    """mean_i −log softmax(z_i + shift)_{y_i}; with w: Σ w_y ℓ / Σ w_y (torch's weighted mean)."""
+    """mean_i −log softmax(z_i + shift)_{y_i}; with w: Σ w_y ℓ / Σ w_y (torch's mean)."""
     o = z + torch.tensor(shift, dtype=F64)[None, :]
     ell = r_lse(o) - o[torch.arange(len(y)), y]
     if w is None:
@@ -112,3 +112,74 @@ def test_registry_config_and_labels():
         TrialConfig(loss="logit_adjust", tau=-1.0)
     assert method_label("logit_adjust", True) == "LA + DRW"
     assert method_label("balanced_softmax") == "Balanced Softmax"
+
+
+# =========================================================================================
+# decoupled second stage (cRT, LWS)
+# =========================================================================================
+TINY = dict(dataset="synthetic", ratio=10.0, img_max=30, batch_size=32, eval_batch_size=200,
+            epochs=1, device="cpu")     # recipe_epochs stays 200: stage 2 scales to 1 epoch
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    from trainables.engine import Trainer
+    trainer = Trainer(TrialConfig(**TINY))
+    trainer.fit()
+    path = tmp_path_factory.mktemp("s1") / "checkpoint_000001" / "trial.pt"
+    path.parent.mkdir()
+    trainer.save(path)
+    return path, trainer.model.state_dict()
+
+
+def test_class_balanced_loader_draws_classes_uniformly():
+    from trainables.data.loader import DeviceLoader
+    from trainables.decoupled import ClassBalancedLoader
+    y = torch.repeat_interleave(torch.arange(4), torch.tensor([1000, 100, 10, 2]))
+    x = torch.zeros(len(y), 1, 2, 2, dtype=torch.uint8)
+    loader = ClassBalancedLoader(DeviceLoader(x, y, 500, (0.5,), (0.25,), augment=False,
+                                              shuffle=False), 4, seed=0)
+    loader.set_epoch(3)
+    drawn = torch.cat([b for _, b in loader])
+    assert len(drawn) == len(y)
+    freq = torch.bincount(drawn, minlength=4).double() / len(y)
+    assert (freq - 0.25).abs().max() < 0.03          # 1112 draws: 3 sd ≈ 0.039
+    loader.set_epoch(3)
+    again = torch.cat([b for _, b in loader])
+    assert torch.equal(drawn, again)                 # (seed, epoch) decide the draw
+
+
+@pytest.mark.parametrize("method", ["crt", "lws"])
+def test_decoupled_stage_trains_only_what_it_should(stage1, method):
+    from trainables.decoupled import DecoupledTrainer
+    path, s1_state = stage1
+    cfg = TrialConfig(**TINY, decouple=method, stage1=str(path.parent.parent))
+    trainer = DecoupledTrainer(cfg)
+    m = trainer.fit()
+    assert trainer.cfg.epochs == 1                   # 10 (or 5) of 200 recipe epochs -> >= 1
+    assert trainer.cfg.lr == pytest.approx(0.2 * 32 / 512)
+    assert m["status"] == "finished" and "test_macro_f1" in m
+    assert trainer.static_fields["method"] == f"CE + {'cRT' if method == 'crt' else 'LWS'}"
+    after = trainer.model.state_dict()
+    for k, v in s1_state.items():
+        same = torch.equal(v, after[k])
+        if k.startswith("linear.") and method == "crt":
+            assert not same, k                       # re-initialised and re-trained
+        else:
+            assert same, k                           # backbone, BN statistics, LWS classifier
+    if method == "lws":
+        assert not torch.equal(after["lws_scale"], torch.ones(10))
+
+
+def test_decoupled_config_errors_name_the_field(stage1, tmp_path):
+    path, _ = stage1
+    with pytest.raises(ValueError, match="stage1"):
+        TrialConfig(**TINY, decouple="crt")
+    with pytest.raises(ValueError, match="decouple='x' is not valid"):
+        TrialConfig(**TINY, decouple="x", stage1=str(path))
+    from trainables.decoupled import DecoupledTrainer
+    with pytest.raises(ValueError, match="ratio=50.0 differs from the first stage's 10.0"):
+        DecoupledTrainer(TrialConfig(**{**TINY, "ratio": 50.0}, decouple="crt",
+                                     stage1=str(path)))
+    with pytest.raises(ValueError, match="no checkpoint_"):
+        DecoupledTrainer(TrialConfig(**TINY, decouple="lws", stage1=str(tmp_path)))
