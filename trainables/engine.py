@@ -101,9 +101,10 @@ class Trainer:
     """Everything one trial needs, built from a TrialConfig."""
 
     def __init__(self, cfg: TrialConfig, *, device: str | torch.device | None = None,
-                 data=None):
-        """``data`` (a TrialData) replaces the dataset the config names (benchmarks, tests)."""
-        self.cfg = cfg
+                 data=None, dist=None):
+        """``data`` (a TrialData) replaces the dataset the config names (benchmarks, tests).
+        ``dist``: a trainables.distributed.Dist for a data-parallel worker, None otherwise."""
+        self.cfg, self.dist = cfg, dist
         self.device = device if isinstance(device, torch.device) else \
             resolve_device(device or cfg.device)
         seed_everything(cfg.seed)
@@ -112,7 +113,8 @@ class Trainer:
         self.data = data if data is not None else build_data(cfg, self.device)
         self.channels_last = resolve_channels_last(cfg.channels_last, self.device)
         self.train_loader, self.eval_loaders = make_loaders(   # loaders read cfg.channels_last
-            self.data, cfg.replace(channels_last=self.channels_last), self.device)
+            self.data, cfg.replace(channels_last=self.channels_last), self.device,
+            shard=dist.shard if dist is not None else None)
         self.schedule = cfg.schedule()
         self.model = create_model(cfg.model, self.data.num_classes, in_channels=self.data.channels,
                                   head=cfg.resolved_head()).to(self.device)
@@ -127,8 +129,10 @@ class Trainer:
                                          momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                          nesterov=cfg.nesterov)
         self.forward = self.model
+        if dist is not None:   # SyncBN, DDP, global loss state (the saved model stays unwrapped)
+            self.model, self.forward = dist.setup(self.model, self.criterion, cfg.sync_bn)
         if cfg.compile:
-            self.forward = torch.compile(self.model)   # keeps the model's state_dict keys
+            self.forward = torch.compile(self.forward)   # keeps the model's state_dict keys
         self.epoch = 0                  # epochs completed
         self.status = "running"
         self.best = {"best_test_top1": math.nan, "best_epoch": 0}   # NaN until evaluated
@@ -169,12 +173,18 @@ class Trainer:
             with self._autocast():
                 logits, feat = self.forward(x)
                 loss = self.criterion(logits, y, feat)
+            backward = loss
+            if self.dist is not None:   # this worker's share of the global batch's mean loss
+                loss, backward = self.dist.share(loss, logits, y.shape[0],
+                                                 self.train_loader.global_batch)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            backward.backward()
             self.optimizer.step()
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.shape[0]
+        if self.dist is not None:
+            loss_sum, correct, seen = self.dist.sum_epoch(loss_sum, correct, seen)
         train_loss = float(loss_sum) / max(seen, 1)    # the one host read of the epoch
         dt = time.perf_counter() - t0
         if not math.isfinite(train_loss):
@@ -188,6 +198,8 @@ class Trainer:
         """Top-1/3/5, per-class and shot-group accuracy on ``split`` ('test' or 'val'), and
         ECE, NLL, precision/recall/macro-F1 (the confusion matrix is kept in ``confusion``)."""
         self.model.eval()
+        if self.dist is not None:
+            self.dist.sync_buffers(self.model)   # every worker evaluates rank 0's model
         acc = TopKAccumulator(self.data.num_classes, self.device)
         diag = DiagnosticAccumulator(self.data.num_classes, self.device)
         scale = float(getattr(self.criterion, "s", 1.0))   # margin losses train on s·cos
@@ -198,6 +210,8 @@ class Trainer:
             acc.update(logits.float(), y)
             diag.update(logits.float() * scale, y)
             n += y.shape[0]
+        if self.dist is not None:   # counts and sums of the workers' shards: exact totals
+            n = self.dist.sum_state(acc, diag, n=n)
         out = acc.summary(self.data.class_counts, prefix=f"{split}_")
         out.update(diag.summary(prefix=f"{split}_"))
         self.confusion[split] = diag.confusion_matrix()
@@ -290,7 +304,7 @@ def _runtime_fields(cfg: TrialConfig) -> dict:
                                            "channels_last",
                                            "checkpoint_every", "extra", "num_workers",
                                            "gpu_decode", "train_list", "val_list",
-                                           "test_list")}
+                                           "test_list", "workers_per_trial")}
 
 
 def _plain(m: dict) -> dict:

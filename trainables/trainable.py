@@ -175,6 +175,9 @@ def train_trial(config: dict) -> None:
     from ray import tune
 
     cfg = TrialConfig.from_dict(flatten_trial(config))
+    if cfg.workers_per_trial > 1:   # a Ray Train data-parallel run (trainables.distributed)
+        from trainables.distributed import train_trial_distributed
+        return train_trial_distributed(config)
     from trainables.engine import Trainer
     if cfg.decouple:   # the second stage of cRT / LWS, from the trial cfg.stage1 names
         from trainables.decoupled import DecoupledTrainer as Trainer

@@ -82,28 +82,29 @@ def eval_batch_size(cfg, device) -> int:
     return 1000 if torch.device(device or "cpu").type == "cuda" else 100
 
 
-def make_loaders(data, cfg, device=None):
+def make_loaders(data, cfg, device=None, shard: tuple[int, int] | None = None):
     """(train loader, {'test': ..., 'val': ...}) over the device-resident tensors, or over
-    DataLoader workers for split-list datasets."""
+    DataLoader workers for split-list datasets. ``shard=(rank, world)``: each loader yields
+    this data-parallel worker's slice of every global batch (trainables.data.loader)."""
     ebs = eval_batch_size(cfg, device)
     if isinstance(data, FileData):
         from trainables.data.large_scale import FileLoader
         kw = dict(seed=cfg.seed, num_workers=cfg.num_workers, device=device or "cpu",
-                  channels_last=cfg.channels_last, image_size=data.image_size)
+                  channels_last=cfg.channels_last, image_size=data.image_size, shard=shard)
         evals = {"test": FileLoader(data.test, ebs, shuffle=False, **kw)}
         if data.val is not None:
             evals["val"] = FileLoader(data.val, ebs, shuffle=False, **kw)
         return FileLoader(data.train, cfg.batch_size, shuffle=True, train=True, **kw), evals
     train = DeviceLoader(data.train_x, data.train_y, cfg.batch_size, data.mean, data.std,
                          augment=cfg.augment, shuffle=True, seed=cfg.seed,
-                         channels_last=cfg.channels_last)
+                         channels_last=cfg.channels_last, shard=shard)
     evals = {"test": DeviceLoader(data.test_x, data.test_y, ebs, data.mean,
                                   data.std, augment=False, shuffle=False,
-                                  channels_last=cfg.channels_last)}
+                                  channels_last=cfg.channels_last, shard=shard)}
     if data.val_x is not None:
         evals["val"] = DeviceLoader(data.val_x, data.val_y, ebs, data.mean,
                                     data.std, augment=False, shuffle=False,
-                                    channels_last=cfg.channels_last)
+                                    channels_last=cfg.channels_last, shard=shard)
     return train, evals
 
 

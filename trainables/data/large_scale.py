@@ -139,24 +139,47 @@ class _EpochSampler(torch.utils.data.Sampler):
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 
+class _ShardBatches(torch.utils.data.Sampler):
+    """Data parallelism: this worker's non-empty slices of the global batches of the epoch's
+    permutation (the same permutation as ``_EpochSampler`` draws, whatever the worker count)."""
+
+    def __init__(self, epochs: _EpochSampler, batch_size: int, shard: tuple[int, int]):
+        self.epochs, self.batch_size, self.shard = epochs, batch_size, shard
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+    def __iter__(self):
+        from trainables.data.loader import shard_slice
+        order = list(self.epochs)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            part = batch[shard_slice(len(batch), self.shard)]
+            if part:
+                yield part
+
+
 class FileLoader:
     """DataLoader over a ListDataset that yields device tensors; ``set_epoch`` makes order and
     worker augmentation seeds depend on (seed, epoch) only."""
 
     def __init__(self, dataset: ListDataset, batch_size: int, *, shuffle: bool, seed: int,
                  num_workers: int, device, channels_last: bool = False, image_size: int = 224,
-                 train: bool = False):
+                 train: bool = False, shard: tuple[int, int] | None = None):
         self.device, self.channels_last, self.seed = torch.device(device), channels_last, seed
         self.sampler = _EpochSampler(len(dataset), shuffle, seed)
+        self.shard, self.batch_size, self.global_batch = shard, batch_size, 0
+        self.image_size = image_size
         self.generator = torch.Generator()
         self.set_epoch(0)
         self.gpu_decode = dataset.raw_bytes
         self.gpu_tf = (image_size, train)
+        batching = dict(batch_size=batch_size, sampler=self.sampler, drop_last=False) \
+            if shard is None else dict(batch_sampler=_ShardBatches(self.sampler, batch_size, shard))
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_size, sampler=self.sampler, num_workers=num_workers,
+            dataset, **batching, num_workers=num_workers,
             pin_memory=self.device.type == "cuda", persistent_workers=num_workers > 0,
-            generator=self.generator, collate_fn=_collate_bytes if dataset.raw_bytes else None,
-            drop_last=False)
+            generator=self.generator, collate_fn=_collate_bytes if dataset.raw_bytes else None)
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.epoch = epoch
@@ -164,24 +187,32 @@ class FileLoader:
         self.generator.manual_seed(self.epoch_seed)
 
     def __len__(self):
-        return len(self.loader)
+        """Global batches per epoch: the same on every worker (steps stay in lockstep)."""
+        return -(-len(self.sampler) // self.batch_size)
 
     def __iter__(self):
         if self.loader.num_workers == 0:
             # in-process transforms draw from the global torch RNG: seed it for this epoch
             # (workers get their seeds from self.generator instead)
             torch.manual_seed(self.epoch_seed)
+        n, step = len(self.sampler), 0
         for x, y in self.loader:
+            self.global_batch = min(self.batch_size, n - step * self.batch_size)
+            step += 1
             if self.gpu_decode:
                 x = decode_batch(x, self.device, *self.gpu_tf)
             x = x.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y.to(self.device, non_blocking=True)
+        for step in range(step, len(self)):   # a worker whose slice of the last batch is empty
+            self.global_batch = min(self.batch_size, n - step * self.batch_size)
+            yield (torch.empty(0, 3, self.image_size, self.image_size, device=self.device),
+                   torch.empty(0, dtype=torch.long, device=self.device))
 
 
 def decode_batch(encoded, device, image_size: int, train: bool) -> torch.Tensor:
-    """Decode JPEG bytes on ``device`` (nvjpeg on CUDA) and apply the training/test transforms there."""
+    """Decode JPEG bytes on ``device`` (nvjpeg on CUDA) and apply the transforms there."""
     import torchvision.io as io
     import torchvision.transforms.v2 as T2
     imgs = io.decode_jpeg(encoded, mode=io.ImageReadMode.RGB, device=device)

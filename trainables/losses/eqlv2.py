@@ -17,6 +17,10 @@ class EQLv2(ClassLoss):
     """
 
     takes_weight = False
+    # Data parallelism: the accumulated gradients are global state (every worker must weight
+    # its next step alike), so each step's increments are summed over workers with this
+    # in-place all-reduce (set by the engine; None in a single process).
+    all_reduce = None
 
     def __init__(self, class_counts, weight=None, *, gamma, mu, alpha):
         super().__init__(class_counts, weight)
@@ -40,6 +44,9 @@ class EQLv2(ClassLoss):
     @torch.no_grad()
     def _collect(self, z, t, w):
         g = (torch.sigmoid(z) - t).abs()
-        self.pos_grad += (g * t * w).sum(0).to(self.pos_grad.dtype)
-        self.neg_grad += (g * (1 - t) * w).sum(0).to(self.neg_grad.dtype)
+        step = torch.stack([(g * t * w).sum(0), (g * (1 - t) * w).sum(0)]).to(self.pos_grad.dtype)
+        if self.all_reduce is not None:
+            self.all_reduce(step)
+        self.pos_grad += step[0]
+        self.neg_grad += step[1]
         self.pos_neg.copy_(self.pos_grad / (self.neg_grad + 1e-10))
