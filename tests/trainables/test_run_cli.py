@@ -179,3 +179,28 @@ def test_checkpoint_of_another_config_names_the_fields_that_differ():
     check_checkpoint({"format": 1, "config": cfg.replace(device="cpu").to_dict()}, cfg)
     old = {**cfg.to_dict(), "optimizer": "sgd"}                     # saved before its removal
     check_checkpoint({"format": 1, "config": old}, cfg)
+
+
+def test_a_missing_optional_package_is_one_line(monkeypatch, capsys):
+    """A dataset whose reader lives in a package that is not installed (a real failed import)."""
+    from trainables.data import DATASETS, DatasetInfo
+    from trainables.run import main
+    info = DatasetInfo("needs_pkg", 10, 100, 3, 32, (0.5,) * 3, (0.25,) * 3,
+                       "no_such_package_xyz.reader:read", description="test only")
+    monkeypatch.setitem(DATASETS, info.name, info)
+    with pytest.raises(SystemExit) as e:
+        main(["--dataset", "needs_pkg", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "needs the optional package 'no_such_package_xyz'" in err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    """Unexpected errors are not turned into one line: a reader that fails with a TypeError."""
+    from trainables.data import DATASETS, DatasetInfo
+    from trainables.run import main
+    info = DatasetInfo("buggy", 10, 100, 3, 32, (0.5,) * 3, (0.25,) * 3,
+                       "trainables.data.registry:get_dataset")   # 1 argument, called with 2
+    monkeypatch.setitem(DATASETS, info.name, info)
+    with pytest.raises(TypeError):
+        main(["--dataset", "buggy", "--device", "cpu"])
