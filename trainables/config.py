@@ -29,7 +29,7 @@ REMOVED_FIELDS = {"optimizer": "sgd"}   # SGD is the only optimizer the engine b
 LOSS_HPARAMS = ("s", "max_m", "lam", "gamma", "reg_lambda", "alpha", "eps", "mu", "ldam",
                 "faithful", "ib_start_epoch", "tau")
 LARGE_SCALE_DATASETS = ("imagenet_lt", "places_lt")
-# docs/recipe.md: ResNet-50, batch 256, 90 epochs, ×0.1 at 50/70/85 (0-based, as torch's MultiStepLR),
+# docs/recipe.md: ResNet-50, batch 256, 90 epochs, ×0.1 at 50/70/85 (0-based, as MultiStepLR),
 # 5 warm-up epochs; DRW from the first decay (the paper does not say).
 LARGE_SCALE_RECIPE = {"model": "resnet50", "epochs": 90, "recipe_epochs": 90, "batch_size": 256,
                       "lr_milestones": (50, 70, 85), "lr_factors": (0.1, 0.01, 0.001),
@@ -219,7 +219,7 @@ class TrialConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrialConfig:
         """Build from a plain dict; unknown keys and wrong types raise ValueError.
 
-        For a large-scale dataset, recipe fields the dict does not set take the large-scale recipe's values
+        For a large-scale dataset, recipe fields the dict does not set take the large-scale values
         (LARGE_SCALE_RECIPE) instead of the CIFAR defaults."""
         if not isinstance(d, dict):
             raise ValueError(f"TrialConfig.from_dict expects a dict, got {type(d).__name__}")

@@ -1,4 +1,4 @@
-"""Data: imbalance (docs/data.md), readers on files fabricated in the real formats, device loader."""
+"""Data: imbalance (docs/data.md), readers on files fabricated in the real formats, loader."""
 import gzip
 import pickle
 import struct

@@ -143,7 +143,7 @@ def r_elm(z, y, counts, w=None, s=30.0, max_m=0.5, lam=1.0, with_dy=True):
 
 
 def r_mm_b(z, y, counts, max_m, gamma, ldam, faithful):
-    """MM-LDAM's b_i (no gradient). ``faithful``: the two slips of the public code (docs/losses.md): every
+    """MM-LDAM's b_i (no gradient). ``faithful``: the public code's slips (docs/losses.md): every
     row reads the FIRST sample's target column for mpos, and the non-target max puts 0 (not
     −inf) in the row's target slot."""
     d = r_margins(counts, 0.5).tolist()               # always M = 0.5 here
@@ -669,7 +669,7 @@ def test_ib_features_required_and_one_dimensional_accepted(name):
 
 @pytest.mark.parametrize("name", IB)
 def test_ib_requires_features_even_before_its_start_epoch(name):
-    """IB needs h (docs/losses.md); the brief: without features it raises (fail fast, not at epoch 100)."""
+    """IB needs h (docs/losses.md): without features it raises (fail fast, not at epoch 100)."""
     z, y, _ = batch(C10, name=name, seed=17)
     loss = create_loss(name, C10)
     loss.set_epoch(0)

@@ -46,7 +46,7 @@ class LDAM(_MarginBase):
 class ELM(_MarginBase):
     """ELM: o_y = z_y − Δ_y + λ·Δ_{c*}, c* the hardest non-target class. λ = 0 is LDAM.
 
-    The sign follows the authors' code and Eq. 6/7 (docs/losses.md): λΔ_{c*} is ADDED to the target logit.
+    The sign follows the authors' code and Eq. 6/7 (docs/losses.md): λΔ_{c*} is ADDED to z_y.
     """
 
     def __init__(self, class_counts, weight=None, *, s, max_m, lam):

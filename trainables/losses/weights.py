@@ -1,7 +1,7 @@
 """Per-class quantities derived from class counts: LDAM margins and re-weighting vectors.
 
-All are computed in float64 (docs/losses.md, docs/recipe.md) and returned as float64 tensors; losses cast them to the
-logits' dtype and device when they use them.
+All are computed in float64 (docs/losses.md, docs/recipe.md) and returned as float64 tensors;
+losses cast them to the logits' dtype and device when they use them.
 """
 from __future__ import annotations
 
