@@ -84,8 +84,9 @@ def worker(rank: int, world: int, port: int, args, out: str) -> None:
     dev = torch.device("cpu") if args.cpu else torch.device("cuda", rank)
     if not args.cpu:
         torch.cuda.set_device(dev)
-    tdist.init_process_group("gloo" if args.cpu else "nccl", rank=rank, world_size=world,
-                             init_method=f"tcp://127.0.0.1:{port}")
+    if world > 1:
+        tdist.init_process_group("gloo" if args.cpu else "nccl", rank=rank, world_size=world,
+                                 init_method=f"tcp://127.0.0.1:{port}")
     try:
         data = synthetic_data(args.batch * (args.steps + args.warmup), args.image_size)
         for name in ("train_x", "train_y", "test_x", "test_y"):

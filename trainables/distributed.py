@@ -93,8 +93,7 @@ class Dist:
         global image count. Integer counts make the accuracies exactly single-process ones."""
         for acc in accumulators:
             for v in vars(acc).values():
-                if isinstance(v, torch.Tensor) and v.is_floating_point() or \
-                        isinstance(v, torch.Tensor) and v.dtype == torch.long:
+                if isinstance(v, torch.Tensor):   # every one of them is a count or a sum
                     self.all_reduce(v)
         t = torch.tensor([n], dtype=torch.long, device=self.device)
         return int(self.all_reduce(t))
@@ -120,14 +119,14 @@ def train_worker(config: dict) -> None:
     import ray.train.torch
     from trainables.engine import Trainer
     from trainables.methods import flatten_trial
-    from trainables.trainable import maybe_inject_fault, trial_static_fields
+    from trainables.trainable import _node_id, maybe_inject_fault, trial_static_fields
     cfg = TrialConfig.from_dict(flatten_trial(config))
     device = ray.train.torch.get_device() if torch.cuda.is_available() and \
         cfg.device != "cpu" else torch.device("cpu")
     dist = Dist(device=device)
     trainer = Trainer(cfg, device=device, dist=dist)
     state = _worker_checkpoint_state()
-    static = {**trial_static_fields(cfg), "workers": dist.world,
+    static = {**trial_static_fields(cfg), "node_id": _node_id(), "workers": dist.world,
               "resumed_from_epoch": state["epoch"] if state else 0}
     if state is not None:
         trainer.load_state_dict(state)
@@ -138,16 +137,25 @@ def train_worker(config: dict) -> None:
 
 
 def _report(trainer, metrics: dict, cfg: TrialConfig, rank: int) -> None:
-    """Every worker reports (Train's report is a barrier); only rank 0 attaches a checkpoint."""
+    """Every worker reports (Train's report is a barrier); only rank 0 attaches a checkpoint.
+    As the single-process trainable: strict JSON rows, the final confusion matrix beside the
+    last checkpoint's weights."""
+    import json
+
     import ray.train
+
+    from trainables.jsonio import finite_or_none
+    from trainables.trainable import CHECKPOINT_FILE, CONFUSION_FILE
+    metrics = finite_or_none(metrics)
     if not (metrics["done"] or metrics["epoch"] % cfg.checkpoint_every == 0):
         ray.train.report(metrics)
         return
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = None
         if rank == 0:
-            from trainables.trainable import CHECKPOINT_FILE
             trainer.save(Path(tmp) / CHECKPOINT_FILE)
+            if metrics["done"] and trainer.confusion:
+                (Path(tmp) / CONFUSION_FILE).write_text(json.dumps(trainer.confusion))
             ckpt = ray.train.Checkpoint.from_directory(tmp)
         ray.train.report(metrics, checkpoint=ckpt,
                          checkpoint_dir_name=f"checkpoint_epoch_{metrics['epoch']:06d}")
