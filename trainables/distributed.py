@@ -172,13 +172,18 @@ def worker_resources(cfg: TrialConfig, worker_cpus: float) -> tuple[bool, dict]:
     return use_gpu, per
 
 
-def train_trial_distributed(config: dict, worker_cpus: float = 1.0) -> None:
-    """Tune function trainable for workers_per_trial > 1: runs the trial as a TorchTrainer."""
+def train_trial_distributed(config: dict, worker_cpus: float = 1.0,
+                            workers: int | None = None) -> None:
+    """Tune function trainable for workers_per_trial > 1: runs the trial as a TorchTrainer.
+    ``workers`` (the study's --workers-per-trial) overrides the config's workers_per_trial: a
+    runtime field, so trial keys and results do not change with it."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
     from trainables.methods import flatten_trial
     from trainables.trainable import _trial_storage
+    if workers is not None:
+        config = {**config, "workers_per_trial": int(workers)}
     cfg = TrialConfig.from_dict(flatten_trial(config))
     if getattr(cfg, "decouple", None):
         raise ValueError("decouple (cRT/LWS second stage) runs in one process; set "
@@ -215,7 +220,7 @@ def trainable_for(resources: dict, workers: int):
     if workers == 1:
         from trainables.trainable import train_trial
         return tune.with_resources(train_trial, resources), None
-    driver = tune.with_parameters(train_trial_distributed,
+    driver = tune.with_parameters(train_trial_distributed, workers=workers,
                                   worker_cpus=float(resources.get("cpu", 1.0)))
     return (tune.with_resources(driver, {"cpu": DRIVER_CPUS}),
             max_trials_that_fit(resources, workers))
