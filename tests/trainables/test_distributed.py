@@ -252,3 +252,27 @@ def test_two_worker_trial_in_a_tune_study_survives_a_sigkilled_worker(tmp_path):
     assert (set(two[-1]) - set(one[-1])) <= extra | {"checkpoint_dir_name"}
     assert len(two[-1]["test_per_class"]) == len(one[-1]["test_per_class"])
     assert rows["cap2"] == 1 and rows["cap1"] is None
+
+
+def test_file_loader_worker_slices_rebuild_each_batch_and_stay_in_lockstep(tmp_path):
+    """9 tiny images, batch 4, 3 workers: the last global batch (1 image) leaves two workers
+    an empty batch, which they still yield so every worker takes the same number of steps."""
+    import numpy as np
+    from PIL import Image
+
+    from trainables.data.large_scale import FileLoader, ListDataset, SplitList, build_transforms
+    paths = []
+    for i in range(9):
+        Image.fromarray(np.full((20, 20, 3), i * 20, np.uint8)).save(tmp_path / f"{i}.png")
+        paths.append(f"{i}.png")
+    ds = ListDataset(SplitList("t", paths, list(range(9))), tmp_path, build_transforms(16, False))
+    kw = dict(shuffle=True, seed=1, num_workers=0, device="cpu", image_size=16)
+    loaders = [FileLoader(ds, 4, **kw)] + [FileLoader(ds, 4, shard=(r, 3), **kw) for r in range(3)]
+    for ld in loaders:
+        ld.set_epoch(2)
+    full, *shards = [[(x, y.tolist()) for x, y in ld] for ld in loaders]
+    assert [len(s) for s in shards] == [len(full)] * 3 == [3] * 3
+    for k, (x, y) in enumerate(full):
+        assert sum((s[k][1] for s in shards), []) == y
+        assert torch.equal(torch.cat([s[k][0] for s in shards]), x)   # eval transforms
+    assert [s[-1][0].shape[0] for s in shards] == [1, 0, 0]
