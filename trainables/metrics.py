@@ -65,13 +65,15 @@ class DiagnosticAccumulator:
     def __init__(self, num_classes: int, device, bins: int = ECE_BINS):
         self.num_classes, self.bins = num_classes, bins
         self.confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
-        self.nll = torch.zeros((), dtype=torch.float64, device=device)
-        self.bin_count = torch.zeros(bins, dtype=torch.float64, device=device)
-        self.bin_conf = torch.zeros(bins, dtype=torch.float64, device=device)
-        self.bin_correct = torch.zeros(bins, dtype=torch.float64, device=device)
+        dt = torch.float32 if torch.device(device).type == "mps" else torch.float64
+        self.nll = torch.zeros((), dtype=dt, device=device)
+        self.bin_count = torch.zeros(bins, dtype=dt, device=device)
+        self.bin_conf = torch.zeros(bins, dtype=dt, device=device)
+        self.bin_correct = torch.zeros(bins, dtype=dt, device=device)
 
     def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:
-        logp = torch.log_softmax(logits.double(), dim=1)
+        # float64 where the device has it (MPS does not): NLL sums over 10^5+ images
+        logp = torch.log_softmax(logits.to(self.nll.dtype), dim=1)
         conf, pred = logp.max(dim=1)
         conf = conf.exp()
         self.confusion.index_add_(0, y * self.num_classes + pred, torch.ones_like(y))
@@ -80,7 +82,7 @@ class DiagnosticAccumulator:
         b = (torch.ceil(conf * self.bins).long() - 1).clamp_(0, self.bins - 1)
         self.bin_count.index_add_(0, b, torch.ones_like(conf))
         self.bin_conf.index_add_(0, b, conf)
-        self.bin_correct.index_add_(0, b, (pred == y).double())
+        self.bin_correct.index_add_(0, b, (pred == y).to(conf.dtype))
 
     def confusion_matrix(self) -> list[list[int]]:
         """Rows: true class, columns: predicted class."""
