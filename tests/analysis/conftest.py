@@ -1,0 +1,36 @@
+"""One small real study shared by the analysis tests (Ray, synthetic data, 1 epoch), and its
+report, each built once per test session."""
+import pytest
+
+from search_spaces.base import StudySpace, grid
+from trainables.methods import method
+
+# CE, LDAM and ELM at two λ × 3 seeds: enough for verdicts (ELM vs LDAM, vs CE), a λ
+# ablation, mean ± std and per-class plots.
+METHODS = [method("ce"), method("ldam"), method("elm", lam=0.1), method("elm", lam=1.0)]
+SEEDS = [0, 1, 2]
+
+
+@pytest.fixture(scope="session")
+def study(tmp_path_factory):
+    """12 real trials written by Tune, read back from the folder as users do."""
+    from study.launcher import fit_study
+    root = tmp_path_factory.mktemp("studies")
+    space = StudySpace("mini", "analysis fixture", {
+        "base": {"dataset": "synthetic", "ratio": 10.0, "epochs": 1, "batch_size": 64,
+                 "eval_batch_size": 200, "device": "cpu"},
+        "method": grid(METHODS), "seed": grid(SEEDS)}, len(METHODS) * len(SEEDS))
+    meta = {"name": "mini", "storage": str(root), "space": "mini",
+            "expected_trials": len(METHODS) * len(SEEDS), "cpus_per_trial": 1.0,
+            "gpus_per_trial": 0, "max_failures": 0}
+    rc = fit_study(space, str(root / "mini"), meta, address="local", dashboard=False,
+                   dashboard_host="127.0.0.1")
+    assert rc == 0
+    return root / "mini"
+
+
+@pytest.fixture(scope="session")
+def report(study, tmp_path_factory):
+    """The study's report folder (report.html, report.md, LaTeX, figures)."""
+    from analysis.report import build_report
+    return build_report(study, tmp_path_factory.mktemp("report") / "rep")
