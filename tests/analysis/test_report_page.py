@@ -127,7 +127,9 @@ def _strict_lines(path: Path):
 
 
 def test_every_json_file_of_a_study_is_strict(study, report):
-    files = [p for p in study.rglob("*") if p.suffix in (".json", ".jsonl")]
+    # Ray's BasicVariantGenerator state is a pickle that Ray names *.json: not ours, not JSON
+    files = [p for p in study.rglob("*") if p.suffix in (".json", ".jsonl")
+             and not p.name.startswith("basic-variant-state-")]
     assert any(p.name == "result.json" for p in files) and len(files) > 12
     for path in files:
         for doc in _strict_lines(path):
