@@ -62,6 +62,27 @@ def load_study(path: str | Path, *, every_run: bool = False) -> pd.DataFrame:
     return pd.DataFrame([_row(t, Path(path).name) for t in trials])
 
 
+def study_runs(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Which run added which trials: one row per run of ``study.json`` (launched, kept,
+    finished, when, from which file); empty for a folder without study.json."""
+    import json
+    try:
+        runs = json.loads((Path(path) / "study.json").read_text()).get("runs") or []
+    except (OSError, ValueError):
+        runs = []
+    df = load_study(path) if df is None else df
+    rows = []
+    for r in runs:
+        mine = df[df["run"] == r["run"]] if len(df) else df
+        rows.append({"run": r["run"], "started": r.get("started_at"),
+                     "study file": Path(r.get("source") or "?").name,
+                     "added": r.get("launched"), "kept from earlier runs": r.get("kept", 0),
+                     "finished": int(mine["status"].isin(["terminated", "stopped",
+                                                          "diverged"]).sum()) if len(mine)
+                     else 0, "command": r.get("command", "")})
+    return pd.DataFrame(rows)
+
+
 def load_curves(path: str | Path, *, every_run: bool = False) -> pd.DataFrame:
     """Per-epoch metrics of every trial (one per key unless ``every_run``), long format
     (trial_id, epoch, metric, value)."""

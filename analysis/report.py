@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import page, plots, summary, tables
-from analysis.collect import load_curves, load_study
+from analysis.collect import load_curves, load_study, study_runs
 from trainables.results import trial_dirs
 
 PROG = "python -m analysis"
@@ -191,6 +191,11 @@ def build_report(study, out=None) -> Path:
                          f"{html.escape(flag)}</span></p>"
                          + page.styled_table(shown, best=best, incomplete=incomplete,
                                              cls="summary", uid="summary")))
+    runs = study_runs(study, df)
+    if len(runs):     # provenance: which run (and study file) added which trials
+        md += ["## Runs", "", runs.to_markdown(index=False), ""]
+        sections.append(("runs", "Runs", page.styled_table(runs.astype(str), cls="runs",
+                                                           uid="runs")))
     for sid, title, frame in layouts:
         md += [f"## {title}", "", tables.to_markdown(frame), ""]
         sections.append((sid, title, tables.to_html(frame)))

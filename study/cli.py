@@ -187,7 +187,7 @@ def prepare_run(args):
         root = storage_root(args.storage)
         path = study_dir(root, name)
     meta.update({"space": space.name, "source": space.source, "name": name, "storage": root,
-                 "metric": space.metric, "mode": space.mode})
+                 "metric": space.metric, "mode": space.mode, "search": space.is_search})
     return space, path, meta
 
 

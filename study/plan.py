@@ -149,7 +149,7 @@ def extend(space, path: Path, meta: dict, args) -> int:
         raise StudyError(f"--into: '{space.name}' is a search; a search continues with "
                          f"'elm-study resume {path}' (more samples: a new study)")
     old = read_meta(path)
-    if old.get("search") or (old.get("runs") is None and old.get("space") == "optuna_elm"):
+    if old.get("search") or (path / "optuna.db").exists():
         raise StudyError(f"--into: study {path} is a search; it cannot take grid trials")
     launch_it, kept, unfinished = split_by_key(space, path)
     runs = old.get("runs") or [{"run": 1, "dir": ".", "launched": old.get("expected_trials")}]
@@ -165,7 +165,6 @@ def extend(space, path: Path, meta: dict, args) -> int:
         return 0
     if not sub.expected_trials:
         return 0
-    sub.spec = space.spec
     meta = {**old, **{k: meta[k] for k in ("cpus_per_trial", "gpus_per_trial",
                                            "max_concurrent", "max_failures")},
             "expected_trials": (old.get("expected_trials") or 0) + sub.expected_trials,

@@ -81,3 +81,17 @@ def test_extending_a_study_with_a_bad_file_changes_nothing(capsys, tmp_path):
     rc, _, err = run_cli(capsys, "run", f, "--into", study)
     assert rc == 2 and "grid.seed: range '2..0' is empty" in err
     assert sorted(p.name for p in study.iterdir()) == before
+
+
+def test_searches_are_not_extended_by_key(capsys, tmp_path):
+    grid = tmp_path / "grid"
+    grid.mkdir()
+    (grid / "study.json").write_text('{"space": "smoke", "name": "grid"}')
+    rc, _, err = run_cli(capsys, "run", "optuna_elm", "--into", grid)
+    assert rc == 2 and "is a search; a search continues with 'elm-study resume" in err
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / "study.json").write_text('{"space": "optuna_elm", "name": "search"}')
+    (search / "optuna.db").write_bytes(b"")
+    rc, _, err = run_cli(capsys, "run", "smoke", "--into", search)
+    assert rc == 2 and "is a search; it cannot take grid trials" in err
