@@ -35,9 +35,10 @@ def forward_split(checkpoint, split: str = "train", limit: int | None = None,
         (trainer.data.test_x, trainer.data.test_y)
     if limit is not None:
         x, y = x[:limit], y[:limit]
+    from trainables.data.build import eval_batch_size
     loader = trainer.eval_loaders["test"].__class__(
-        x, y, cfg.eval_batch_size, trainer.data.mean, trainer.data.std, augment=False,
-        shuffle=False)
+        x, y, eval_batch_size(cfg, trainer.device), trainer.data.mean, trainer.data.std,
+        augment=False, shuffle=False)       # the batch size the trial evaluated with
     logits, feats = [], []
     for xb, _ in loader:
         lo, fe = trainer.model(xb)
