@@ -2,10 +2,13 @@
 
 The math is checked with the real engine in 2 local processes (torch.multiprocessing, gloo,
 no Ray: fast); one real Tune study runs a 2-worker Ray Train trial next to a 1-worker one.
-Tolerances: parameters after SGD steps agree to 2e-6 absolute (float32 gradient sums are
-added in a different order over 2 workers); EQLv2's float64 accumulators to 1e-6 relative
-(their per-step increments are float32 sums); accuracies and confusion matrices exactly
-(integer counts); NLL/ECE to 1e-6 relative (float64 sums in another order).
+Tolerances (measured on this 2-core VM: worst 6.6e-5 after the first step, 4.8e-4 after
+the next two; EQLv2 4e-8 and 1.7e-5): the parameter UPDATE of the 2-worker run equals the
+1-process update to 1e-3 relative after one step and 2e-3 after three, per tensor. float32
+gradient sums are added in another order over 2 workers, and with BN frozen at its initial
+statistics the un-normalised ResNet amplifies that noise; a wrong loss weighting or a lost or
+repeated sample changes an update by O(10%). EQLv2's accumulators: 1e-6 / 1e-4 relative.
+Evaluation of the same model: accuracies and confusion matrix exactly, NLL/ECE to 1e-9.
 """
 import math
 import os
@@ -44,14 +47,17 @@ def _state(trainer) -> dict:
 
 
 def _run(trainer) -> dict:
-    """One step, then a full epoch (both batches), then a sharded evaluation."""
+    """A sharded evaluation of the initial model (the same in both runs), one step, then a
+    full epoch (a 402-image and a 1-image step)."""
     _freeze_bn(trainer.model)
+    init = _state(trainer)
+    evaluation = trainer.evaluate("test")
+    confusion = trainer.confusion["test"]
     trainer.train_epoch(max_steps=1)
     one_step = _state(trainer)
     epoch = trainer.train_epoch()
-    return {"step": one_step, "epoch": _state(trainer), "train": epoch,
-            "eval": trainer.evaluate("test"), "confusion": trainer.confusion["test"],
-            "checkpoint": trainer.state_dict()}
+    return {"init": init, "step": one_step, "epoch": _state(trainer), "train": epoch,
+            "eval": evaluation, "confusion": confusion, "checkpoint": trainer.state_dict()}
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -95,20 +101,23 @@ def _close(a: dict, b: dict, atol: float, rtol: float = 0.0) -> None:
 
 def test_two_worker_steps_equal_one_worker_steps_on_the_same_global_batch(two_workers):
     (r0, r1), single = two_workers
-    for when in ("step", "epoch"):
-        _close(r0[when]["params"], single[when]["params"], atol=2e-6)
+    p0 = single["init"]["params"]
+    _close(r0["init"]["params"], p0, atol=0.0)
+    for when, rel in (("step", 1e-3), ("epoch", 2e-3)):
         _close(r0[when]["params"], r1[when]["params"], atol=0.0)   # DDP keeps ranks identical
-    moved = max((single["step"]["params"][k] - single["epoch"]["params"][k]).abs().max()
-                for k in single["step"]["params"] if k.endswith("weight"))
-    assert moved > 1e-4   # the second epoch's steps moved the weights well beyond tolerance
-    assert math.isclose(r0["train"]["train_loss"], single["train"]["train_loss"], rel_tol=1e-6)
+        for k, p in single[when]["params"].items():
+            update = (p.double() - p0[k].double()).norm()
+            err = (r0[when]["params"][k].double() - p.double()).norm()
+            assert err <= rel * update + 1e-7, (when, k, float(err), float(update))
+    assert math.isclose(r0["train"]["train_loss"], single["train"]["train_loss"], rel_tol=1e-5)
     assert r0["train"]["train_top1"] == single["train"]["train_top1"]
 
 
 def test_eqlv2_state_after_two_worker_steps_equals_one_worker_state(two_workers):
     (r0, r1), single = two_workers
-    for when in ("step", "epoch"):
-        _close(r0[when]["eql"], single[when]["eql"], atol=0.0, rtol=1e-6)
+    for when, rtol in (("step", 1e-6), ("epoch", 1e-4)):
+        for k, v in single[when]["eql"].items():   # pos_grad, neg_grad, pos_neg
+            assert (r0[when]["eql"][k] - v).norm() <= rtol * v.norm(), (when, k)
         _close(r0[when]["eql"], r1[when]["eql"], atol=0.0)
     assert single["step"]["eql"]["pos_grad"].abs().sum() > 0
 
@@ -119,7 +128,7 @@ def test_sharded_evaluation_equals_single_process_evaluation(two_workers):
         if k.endswith("images_per_s"):
             continue
         if isinstance(v, float) and k.endswith(("nll", "ece")):
-            assert math.isclose(r0["eval"][k], v, rel_tol=1e-6), k
+            assert math.isclose(r0["eval"][k], v, rel_tol=1e-9), k
         else:   # NaN: a shot group absent from the test split, in both
             assert _same(r0["eval"][k], v) and _same(r1["eval"][k], v), k
     assert r0["confusion"] == single["confusion"]
@@ -223,6 +232,7 @@ json.dump(rows, open(sys.argv[2], "w"), default=str)
 
 
 @pytest.mark.ray
+@pytest.mark.slow   # ~140 s on the 2-core VM: Ray, two Train worker groups, one 1-worker trial
 def test_two_worker_trial_in_a_tune_study_survives_a_sigkilled_worker(tmp_path):
     """A 2-worker trial in a real Tune study: rank 1 is SIGKILLed in the middle of epoch 2;
     Ray Train restarts both workers from epoch 1's checkpoint and the trial finishes, with
