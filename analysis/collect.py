@@ -17,7 +17,9 @@ from trainables.results import (epoch_rows, one_per_key, read_results, study_tri
 
 # result keys copied to the one-row-per-trial table (the rest stays in load_curves)
 _FINAL_KEYS = ("test_top1", "test_top3", "test_top5", "test_many", "test_medium", "test_few",
-               "test_per_class", "best_test_top1", "best_epoch", "val_top1", "method",
+               "test_per_class", "test_ece", "test_nll", "test_macro_f1", "test_precision",
+               "test_recall", "test_confusion", "best_test_top1", "best_epoch", "val_top1",
+               "val_ece", "val_macro_f1", "method",
                "head_used", "node", "package_version", "git_commit", "git_diff_sha")
 # hyper-parameters whose meaning is the same for every loss that takes them get one column;
 # the others (focal's γ=1 vs EQLv2's γ=12 vs MM-LDAM's γ=1.528...) one column per loss
