@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fraction of a GPU per trial (0.25 packs four trials per GPU); "
                           "default: the study file's, else 0.25 if the cluster has GPUs, else 0")
     run.add_argument("--max-concurrent", type=int, default=None)
+    run.add_argument("--workers-per-trial", type=int, default=None,
+                     help="N > 1 runs each trial data-parallel on N Ray Train workers (one GPU "
+                          "each where the cluster has GPUs; docs/distributed.md); default 1")
     run.add_argument("--max-failures", type=int, default=None,
                      help="retries of a failed trial, each from its last checkpoint (default 3)")
     run.add_argument("--dashboard", action="store_true",
@@ -165,9 +168,11 @@ def prepare_run(args):
     space = build_space(args)
     res = space.spec.get("resources", {})
     meta = {"cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-            "max_concurrent": args.max_concurrent, "max_failures": args.max_failures}
+            "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
+            "workers_per_trial": args.workers_per_trial}
     for k, default in (("cpus_per_trial", 1.0), ("gpus_per_trial", None),
-                       ("max_concurrent", None), ("max_failures", 3)):
+                       ("max_concurrent", None), ("max_failures", 3),
+                       ("workers_per_trial", 1)):
         if meta[k] is None:
             meta[k] = res.get(k, default)
     for flag, v in (("--cpus-per-trial", meta["cpus_per_trial"]),
@@ -177,6 +182,11 @@ def prepare_run(args):
             raise StudyError(f"{flag} must be >= 0, got {v}")
     if meta["max_concurrent"] is not None and meta["max_concurrent"] < 1:
         raise StudyError(f"--max-concurrent must be >= 1, got {meta['max_concurrent']}")
+    if meta["workers_per_trial"] < 1:
+        raise StudyError(f"--workers-per-trial must be >= 1, got {meta['workers_per_trial']}")
+    if meta["workers_per_trial"] > 1:   # every trial must split its batch evenly
+        for cfg in space.configs():
+            cfg.replace(workers_per_trial=meta["workers_per_trial"])
     if args.into:
         path = locate(args.into, args.storage)
         name, root = path.name, str(path.parent)
@@ -200,6 +210,8 @@ def cmd_run(args) -> int:
         return plan.extend(space, path, meta, args)
     if args.dry_run:
         print(plan.describe(space, samples=5, path=path, full=False))
+        if meta["workers_per_trial"] > 1:
+            print(plan.placement(meta))
         return 0
     return plan.launch(space, path, meta, args)
 

@@ -56,6 +56,12 @@ def trial_resources(meta: dict, cluster: dict) -> dict:
         gpu = DEFAULT_GPU_FRACTION if gpus_total else 0
     if gpu > gpus_total:
         raise StudyError(f"--gpus-per-trial {gpu} but the cluster has {gpus_total:g} GPU(s)")
+    workers = meta.get("workers_per_trial", 1)
+    if workers > 1:      # one whole GPU per worker where the cluster has GPUs
+        if gpus_total and gpus_total < workers:
+            raise StudyError(f"--workers-per-trial {workers} but the cluster has "
+                             f"{gpus_total:g} GPU(s)")
+        gpu = 1 if gpus_total else 0
     cpu = meta.get("cpus_per_trial", 1.0)
     if cpu > cluster.get("CPU", 0):
         raise StudyError(f"--cpus-per-trial {cpu} but the cluster has {cluster.get('CPU', 0):g}"
@@ -63,12 +69,15 @@ def trial_resources(meta: dict, cluster: dict) -> dict:
     return {"cpu": cpu, "gpu": gpu}
 
 
-def _trainable(resources: dict):
-    from ray import tune
-
+def _trainable(resources: dict, workers: int = 1):
+    """(trainable, concurrency cap or None): one process per trial, or for workers > 1 a Ray
+    Train driver whose N workers Ray places together (trainables/distributed.py)."""
     from study.progress import trainable
     from trainables.trainable import train_trial
-    return trainable(train_trial, resources)   # the trial actor, named after its trial
+    if workers == 1:
+        return trainable(train_trial, resources), None   # the trial actor, named after its trial
+    from trainables.distributed import trainable_for
+    return trainable_for(resources, workers)
 
 
 # =========================================================================================
@@ -102,18 +111,21 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1):
     # searcher with it do not pass it twice.
     needs_metric = (searcher is not None and not space.searcher_has_metric) or (
         scheduler is not None and searcher is None)
+    trainable, cap = _trainable(resources, meta.get("workers_per_trial", 1))
+    limits = [v for v in (meta.get("max_concurrent"), cap) if v]
     tune_config = tune.TuneConfig(
         metric=space.metric if needs_metric else None,
         mode=space.mode if needs_metric else None,
         search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
-        max_concurrent_trials=meta.get("max_concurrent"), reuse_actors=True)
+        max_concurrent_trials=min(limits) if limits else None,
+        reuse_actors=meta.get("workers_per_trial", 1) == 1)
     run_config = tune.RunConfig(
         name=meta["name"] if run == 1 else f"run-{run}",
         storage_path=meta["storage"] if run == 1 else str(path),
         failure_config=tune.FailureConfig(max_failures=meta.get("max_failures", 3)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1)
     watch_tuner(tune_config, run_config, meta, path)   # progress lines, TensorBoard, --log
-    return tune.Tuner(_trainable(resources), param_space=space.param_space,
+    return tune.Tuner(trainable, param_space=space.param_space,
                       tune_config=tune_config, run_config=run_config)
 
 
@@ -176,7 +188,8 @@ def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
     try:
         for run, exp in todo:
             resources = run.get("resources") or meta["resources"]
-            tuner = tune.Tuner.restore(str(exp), trainable=_trainable(resources),
+            tuner = tune.Tuner.restore(str(exp), trainable=_trainable(
+                                           resources, meta.get("workers_per_trial", 1))[0],
                                        resume_errored=True)
             watch_restored(tuner, meta, str(exp))   # progress lines, TensorBoard, --log
             print(f"resuming study {meta['name']} run {run['run']} at {exp}", flush=True)

@@ -173,3 +173,20 @@ def extend(space, path: Path, meta: dict, args) -> int:
     _save_spec(path, space, number)
     return fit_study(sub, str(path), meta, address=args.address, dashboard=args.dashboard,
                      dashboard_host=args.dashboard_host, run=number)
+
+
+def placement(meta: dict) -> str:
+    """For data-parallel trials: what one trial takes, and how many fit on this machine (a
+    cluster's count is printed when the study starts and Ray knows its resources)."""
+    import os
+
+    import torch
+
+    from trainables.distributed import max_trials_that_fit
+    n, gpus = meta["workers_per_trial"], torch.cuda.device_count()
+    here = {"CPU": os.cpu_count() or 1, "GPU": gpus}
+    fits = max_trials_that_fit({"cpu": meta["cpus_per_trial"], "gpu": 1 if gpus else 0}, n,
+                               here)
+    return (f"# each trial: {n} Ray Train workers ({n} GPU(s) where the cluster has GPUs, "
+            f"{meta['cpus_per_trial']:g} CPU each); this machine ({here['CPU']} CPUs, {gpus} "
+            f"GPUs) holds {fits} such trial(s) at once")

@@ -49,6 +49,8 @@ def test_seeds_and_epochs_reach_the_trials(capsys, tmp_path):
     (["run", "quickstart", "--grid", "lam=0..x"], r"--grid lam: .*'0\.\.x'"),
     (["run", "quickstart", "--grid", "seed"], r"--grid expects key=value"),
     (["run", "smoke", "--into", "no-such-study"], r"no study at 'no-such-study'"),
+    (["run", "smoke", "--workers-per-trial", "3"], r"batch_size=32 .*workers_per_trial=3"),
+    (["run", "smoke", "--workers-per-trial", "0"], r"--workers-per-trial must be >= 1"),
     (["run", "no-such-file.yaml"], r"no-such-file\.yaml: no such study file"),
     (["run", "smoke", "--set", "ratio=0.5"], r"ratio=0\.5 is out of range"),
     (["run", "smoke", "--set", "lam"], r"--set expects key=value"),
