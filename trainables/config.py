@@ -126,9 +126,6 @@ class TrialConfig:
     tau: float | None = field(default=None, metadata={
         "help": "logit_adjust: τ of CE(z + τ·log π, y), π the training prior (1.0 = Balanced "
                 "Softmax)", "group": "loss"})
-    tau: float | None = field(default=None, metadata={
-        "help": "logit_adjust: τ of CE(z + τ·log π, y), π the training prior (1.0 = Balanced "
-                "Softmax)", "group": "loss"})
     drw: bool = field(default=False, metadata={
         "help": "deferred re-weighting by class-balanced weights", "group": "loss"})
     drw_epoch: int | None = field(default=None, metadata={

@@ -7,8 +7,6 @@ resume), reports every epoch with ``ray.tune.report``, and attaches a checkpoint
 from __future__ import annotations
 
 import json
-import json
-import json
 import logging
 import os
 import signal
@@ -23,8 +21,6 @@ from trainables.provenance import provenance
 from trainables.ray_metrics import trial_gauges
 
 CHECKPOINT_FILE = "trial.pt"
-CONFUSION_FILE = "confusion.json"   # {split: rows = true class, columns = predicted}
-CONFUSION_FILE = "confusion.json"   # {split: rows = true class, columns = predicted}
 CONFUSION_FILE = "confusion.json"   # {split: rows = true class, columns = predicted}
 log = logging.getLogger(__name__)
 
