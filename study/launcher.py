@@ -124,7 +124,8 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1):
         storage_path=meta["storage"] if run == 1 else str(path),
         failure_config=tune.FailureConfig(max_failures=meta.get("max_failures", 3)),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1)
-    watch_tuner(tune_config, run_config, meta, path)   # progress lines, TensorBoard, --log
+    # progress counts this run's trials (an extension launches only part of the study)
+    watch_tuner(tune_config, run_config, {**meta, "run_trials": space.expected_trials}, path)
     return tune.Tuner(trainable, param_space=space.param_space,
                       tune_config=tune_config, run_config=run_config)
 
@@ -191,7 +192,8 @@ def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
             tuner = tune.Tuner.restore(str(exp), trainable=_trainable(
                                            resources, meta.get("workers_per_trial", 1))[0],
                                        resume_errored=True)
-            watch_restored(tuner, meta, str(exp))   # progress lines, TensorBoard, --log
+            # progress lines, TensorBoard, --log; counting this run's trials
+            watch_restored(tuner, {**meta, "run_trials": run.get("launched")}, str(exp))
             print(f"resuming study {meta['name']} run {run['run']} at {exp}", flush=True)
             tuner.fit()
     finally:

@@ -73,7 +73,8 @@ class StudyProgress(Callback):
         counts = {"TERMINATED": 0, "RUNNING": 0, "PENDING": 0, "ERROR": 0, "PAUSED": 0}
         for t in trials:
             counts[t.status] = counts.get(t.status, 0) + 1
-        expected = self.meta.get("expected_trials") or len(trials)
+        expected = self.meta.get("run_trials") or self.meta.get("expected_trials") or len(
+            trials)
         not_created = max(expected - len(trials), 0)
         per_trial = _epochs_of(trials)
         total = per_trial * expected
@@ -94,7 +95,8 @@ class StudyProgress(Callback):
     def on_experiment_end(self, trials, **info):
         self.say(self.study_line(trials))
         unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
-        expected = self.meta.get("expected_trials") or len(trials)
+        expected = self.meta.get("run_trials") or self.meta.get("expected_trials") or len(
+            trials)
         if unfinished or len(trials) < expected:
             left = len(unfinished) + max(expected - len(trials), 0)
             self.say(f"interrupted: {left} trial(s) unfinished")
