@@ -290,6 +290,11 @@ class TrialConfig:
                 "head_used": self.resolved_head(), **{f"schedule.{k}": v for k, v in
                                                       self.schedule().items()}}
 
+    def checkpoint_due(self, metrics: dict) -> bool:
+        """Whether the epoch just reported gets a checkpoint: every ``checkpoint_every``
+        epochs and the last one (one rule for the CLI, the trainable and Ray Train workers)."""
+        return bool(metrics["done"]) or metrics["epoch"] % self.checkpoint_every == 0
+
     # ---- identity ----------------------------------------------------------------------
     def key_fields(self) -> dict[str, Any]:
         """What decides this trial's numbers: the resolved values (loss hyper-parameters as

@@ -147,7 +147,7 @@ def _report(trainer, metrics: dict, cfg: TrialConfig, rank: int) -> None:
     from trainables.jsonio import finite_or_none
     from trainables.trainable import CHECKPOINT_FILE, CONFUSION_FILE
     metrics = finite_or_none(metrics)
-    if not (metrics["done"] or metrics["epoch"] % cfg.checkpoint_every == 0):
+    if not cfg.checkpoint_due(metrics):
         ray.train.report(metrics)
         return
     with tempfile.TemporaryDirectory() as tmp:

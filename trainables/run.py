@@ -256,7 +256,7 @@ def train(trainer, cfg: TrialConfig, out: Path | None, quiet: bool) -> int:
         if out:
             with open(out / "metrics.jsonl", "a") as fh:
                 fh.write(dumps_strict(m) + "\n")
-            if m["done"] or m["epoch"] % cfg.checkpoint_every == 0:
+            if cfg.checkpoint_due(m):
                 trainer.save(out / "last.pt")
     m = trainer.last_metrics
     if m.get("test_top1") is not None:

@@ -224,7 +224,7 @@ def _report_lost_epochs(tune, trainer, state, tune_epoch, stored, static, cfg) -
 def _report(tune, trainer, metrics: dict, cfg: TrialConfig, force: bool = False) -> None:
     """Report one epoch; with a checkpoint every ``checkpoint_every`` epochs and at the end."""
     metrics = finite_or_none(metrics)    # result.json must be strict JSON: NaN -> null
-    if force or metrics["done"] or metrics["epoch"] % cfg.checkpoint_every == 0:
+    if force or cfg.checkpoint_due(metrics):
         with tempfile.TemporaryDirectory() as tmp:
             trainer.save(Path(tmp) / CHECKPOINT_FILE)
             if metrics["done"] and trainer.confusion:   # the final one, beside the weights
