@@ -141,7 +141,9 @@ def fit_study(space, path: str, meta: dict, *, address: str, dashboard: bool,
         if meta.get("runs"):
             meta["runs"][-1]["resources"] = resources
         if not is_remote(path):
+            from study.plan import save_spec
             write_meta(Path(path), meta)
+            save_spec(Path(path), space, run)
         where = path if run == 1 else f"{path}/run-{run}"
         print(f"study {meta['name']}: {space.expected_trials} trials of '{space.name}', "
               f"{resources} each -> {where}", flush=True)

@@ -98,7 +98,9 @@ def _run_entry(space, number: int, meta: dict, argv, **counts) -> dict:
                                        "max_failures")}}
 
 
-def _save_spec(path: Path, space, number: int) -> None:
+def save_spec(path: Path, space, number: int) -> None:
+    """The resolved study file of run ``number``, beside study.json (written once the run's
+    resources are known good, so a refused run leaves no folder behind)."""
     if not is_remote(str(path)):
         Path(path).mkdir(parents=True, exist_ok=True)
         (Path(path) / f"study-run-{number}.yaml").write_text(
@@ -119,7 +121,6 @@ def launch(space, path: str, meta: dict, args) -> int:
     new_study_dir(path, meta, force=args.force)
     meta = {**meta, "expected_trials": space.expected_trials,
             "runs": [_run_entry(space, 1, meta, None, kept=0, unfinished_elsewhere=0)]}
-    _save_spec(Path(path), space, 1)
     return fit_study(space, path, meta, address=args.address, dashboard=args.dashboard,
                      dashboard_host=args.dashboard_host)
 
@@ -170,7 +171,6 @@ def extend(space, path: Path, meta: dict, args) -> int:
             "expected_trials": (old.get("expected_trials") or 0) + sub.expected_trials,
             "runs": runs + [_run_entry(sub, number, meta, None, kept=kept,
                                        unfinished_elsewhere=unfinished)]}
-    _save_spec(path, space, number)
     return fit_study(sub, str(path), meta, address=args.address, dashboard=args.dashboard,
                      dashboard_host=args.dashboard_host, run=number)
 
