@@ -17,6 +17,14 @@ from pathlib import Path
 import numpy as np
 
 
+
+def _layout(fig) -> None:
+    """tight_layout unless the figure already lays itself out (analysis.style turns on
+    constrained layout for every figure once imported; switching engines after a colorbar
+    raises)."""
+    if not fig.get_constrained_layout():
+        fig.tight_layout()
+
 def _plt():
     import matplotlib
     matplotlib.use("Agg")
@@ -76,7 +84,7 @@ def reliability(by: dict, out: Path) -> Path:
         ax.set_title(f"{m}\nECE {ece:.1f}%", fontsize=8)
         ax.set_xlabel("confidence")
     axes[0][0].set_ylabel("accuracy")
-    fig.tight_layout()
+    _layout(fig)
     path = out / "reliability.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -100,7 +108,7 @@ def confusion(by: dict, counts, out: Path) -> list[Path]:
         ax.set_xlabel("predicted (by training size)")
         ax.set_ylabel("true (by training size)")
         fig.colorbar(im, ax=ax, fraction=0.046)
-        fig.tight_layout()
+        _layout(fig)
         path = out / f"confusion_{_slug(m)}.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
@@ -124,7 +132,7 @@ def precision_recall_vs_size(by: dict, counts, out: Path) -> Path | None:
         ax.set_xlabel("images of the class in TRAIN (before the val hold-out)")
         ax.set_ylabel(name)
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    _layout(fig)
     path = out / "precision_recall_vs_size.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
