@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from trainables.config import LOSS_HPARAMS
-from trainables.results import (epoch_rows, one_per_key, read_results, study_trials,  # noqa: F401
+from trainables.results import (FINISHED, epoch_rows, one_per_key, read_results,  # noqa: F401
+                                study_trials,
                                 trial_dirs, trial_state, tune_statuses)
 
 # result keys copied to the one-row-per-trial table (the rest stays in load_curves)
@@ -79,8 +80,7 @@ def study_runs(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFrame
         rows.append({"run": r["run"], "started": r.get("started_at"),
                      "study file": Path(r.get("source") or "?").name,
                      "added": r.get("launched"), "kept from earlier runs": r.get("kept", 0),
-                     "finished": int(mine["status"].isin(["terminated", "stopped",
-                                                          "diverged"]).sum()) if len(mine)
+                     "finished": int(mine["status"].isin(FINISHED).sum()) if len(mine)
                      else 0, "command": r.get("command", "")})
     return pd.DataFrame(rows)
 

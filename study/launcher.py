@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from study.store import STUDY_FILE, StudyError, is_remote, read_meta, write_meta
+from trainables.results import FINISHED
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_GPU_FRACTION = 0.25   # four small ResNet32 trials per GPU (see bench/packing.py)
@@ -158,7 +159,7 @@ def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
     recorded its trials; refuses runs that Tune cannot restore."""
     from ray import tune
 
-    from trainables.results import FINISHED, study_trials
+    from trainables.results import study_trials
     runs = meta.get("runs") or [{"run": 1, "dir": ".", "resources": meta.get("resources")}]
     trials = study_trials(path)
     todo = []
@@ -206,7 +207,6 @@ def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
 # =========================================================================================
 # summaries (read from storage; no Ray needed)
 # =========================================================================================
-FINISHED = ("terminated", "stopped", "diverged")
 
 
 def status_counts(path) -> tuple:
