@@ -90,7 +90,8 @@ def describe(space, *, samples: int = 5, path=None, full: bool = True) -> str:
 
 def _run_entry(space, number: int, meta: dict, argv, **counts) -> dict:
     return {"run": number, "dir": "." if number == 1 else f"run-{number}",
-            "spec_file": f"study-run-{number}.yaml", "source": space.source,
+            "spec_file": f"study-run-{number}.yaml" if space.spec else None,
+            "source": space.source,
             "launched": space.expected_trials, **counts,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "command": " ".join(["elm-study", *(argv or sys.argv[1:])]),
@@ -100,8 +101,9 @@ def _run_entry(space, number: int, meta: dict, argv, **counts) -> dict:
 
 def save_spec(path: Path, space, number: int) -> None:
     """The resolved study file of run ``number``, beside study.json (written once the run's
-    resources are known good, so a refused run leaves no folder behind)."""
-    if not is_remote(str(path)):
+    resources are known good, so a refused run leaves no folder behind). A space built in
+    Python rather than from a file has no spec to save; its trials' params.json say it all."""
+    if space.spec and not is_remote(str(path)):
         Path(path).mkdir(parents=True, exist_ok=True)
         (Path(path) / f"study-run-{number}.yaml").write_text(
             f"# run {number} of study '{Path(path).name}', resolved from {space.source}\n"
