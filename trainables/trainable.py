@@ -75,8 +75,26 @@ class _KillAfterOneBatch:
     def __iter__(self):
         for i, batch in enumerate(self._loader):
             if i == 1:
+                _wait_until_reports_are_taken()
                 os.kill(os.getpid(), signal.SIGKILL)
             yield batch
+
+
+def _wait_until_reports_are_taken(timeout: float = 30.0) -> None:
+    """In a Ray Train worker: block until the controller has taken this worker's queued
+    reports. Train V2 keeps a report (and registers its checkpoint) only once it has polled
+    every worker's copy, every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s); a worker killed a few
+    milliseconds after reporting, as a synthetic epoch allows, loses that checkpoint, which a
+    real mid-epoch failure would not. Outside Train (the single-process trainable) a no-op."""
+    import time
+    try:
+        from ray.train.v2._internal.execution.context import get_train_context
+        queue = get_train_context().get_result_queue()
+    except Exception:      # not in a Ray Train worker, or a Ray without this internal API
+        return
+    deadline = time.monotonic() + timeout
+    while queue.unfinished_tasks and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _node_id() -> str:

@@ -233,9 +233,6 @@ json.dump(rows, open(sys.argv[2], "w"), default=str)
 
 @pytest.mark.ray
 @pytest.mark.slow   # ~140 s on the 2-core VM: Ray, two Train worker groups, one 1-worker trial
-@pytest.mark.xfail(strict=False, reason="open (issue 15): on a fresh clone the restarted workers "
-                   "found no checkpoint (resumed_from_epoch [0, 0, 0], expected [0, 1, 1]); the "
-                   "trial still finishes all epochs. Under investigation, see the issue's note.")
 def test_two_worker_trial_in_a_tune_study_survives_a_sigkilled_worker(tmp_path):
     """A 2-worker trial in a real Tune study: rank 1 is SIGKILLed in the middle of epoch 2;
     Ray Train restarts both workers from epoch 1's checkpoint and the trial finishes, with
