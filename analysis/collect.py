@@ -65,6 +65,70 @@ def load_study(path: str | Path, *, every_run: bool = False) -> pd.DataFrame:
     return pd.DataFrame([_row(t, Path(path).name) for t in trials])
 
 
+# what a derived row takes from its stage-1 trial: the setting and the seed, not its metrics
+_METRIC_PREFIXES = ("test_", "val_", "best_", "final_", "train_")
+
+
+def load_derived(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Methods derived from the study's trials without a Tune trial of their own, in
+    ``load_study``'s columns, one row per (method, stage-1 trial):
+
+    - decoupled stage-2 runs (``python -m trainables.decoupled``: STUDY/decoupled/*/), e.g.
+      "CE + cRT";
+    - post-hoc adjustments (``python -m analysis posthoc``: STUDY/posthoc.json), e.g.
+      "CE + post-hoc LA (τ*=0.9/1.1)": the τ chosen on validation for each seed, in seed order,
+      is part of the label, so the one row per method keeps them.
+
+    Each row copies its stage-1 trial's setting and seed (so it is compared within the right
+    setting) and carries ``derived_from`` (that trial's id); ``run`` is empty."""
+    import json
+    path = Path(path)
+    df = load_study(path) if df is None else df
+    if df.empty:
+        return pd.DataFrame()
+    by_id = {r["trial_id"]: r for r in df.to_dict("records")}
+    rows = []
+
+    def derived(stage1: dict, method: str, metrics: dict, **extra) -> dict:
+        row = {k: v for k, v in stage1.items() if not k.startswith(_METRIC_PREFIXES)}
+        row.update({k: None for k in _FINAL_KEYS if k not in ("method", "node",
+                                                              "package_version",
+                                                              "git_commit", "git_diff_sha")})
+        row.update(metrics)
+        row.update({"method": method, "status": "terminated", "run": None,
+                    "derived_from": stage1["trial_id"], "trial_id": f"{stage1['trial_id']}:"
+                    f"{method}", "trial_key": f"{stage1['trial_key']}:{method}",
+                    "final_top1": metrics.get("test_top1"), **extra})
+        return row
+
+    for d in sorted((path / "decoupled").glob("*/")):
+        evals = [r for r in read_results(d) if "test_top1" in r]
+        stage1 = by_id.get(d.name.rsplit("_", 1)[0])
+        if not (evals and evals[-1].get("done") and stage1):
+            continue
+        final = evals[-1]
+        rows.append(derived(stage1, final["method"],
+                            {k: final.get(k) for k in _FINAL_KEYS if k.startswith("test_")},
+                            train_time_s=sum(r.get("train_time_s", 0.0) or 0.0
+                                             for r in read_results(d))))
+    try:
+        posthoc = json.loads((path / "posthoc.json").read_text())
+    except (OSError, ValueError):
+        posthoc = []
+    taus: dict[str, list] = {}
+    for r in sorted(posthoc, key=lambda r: (str(r.get("method")), r.get("seed") or 0)):
+        taus.setdefault(r["method"], []).append(f"{r['tau']:g}")
+    for r in posthoc:
+        stage1 = by_id.get(r.get("trial_id"))
+        if stage1 is None:
+            continue
+        label = f"{r['method']} (τ*={'/'.join(taus[r['method']])})"
+        rows.append(derived(stage1, label, {f"test_{k}": r.get(k) for k in
+                                            ("top1", "many", "medium", "few", "macro_f1",
+                                             "ece", "nll")}, tau_star=r["tau"]))
+    return pd.DataFrame(rows)
+
+
 def study_runs(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFrame:
     """Which run added which trials: one row per run of ``study.json`` (launched, kept,
     finished, when, from which file); empty for a folder without study.json."""

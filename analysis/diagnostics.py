@@ -7,7 +7,9 @@
 
     python -m analysis posthoc STUDY --plots OUT      (or diagnostics.plot_all(study, out))
 
-Plain matplotlib (Agg): each function writes OUT/<name>.png and returns its path.
+The report (``python -m analysis report``) draws ``report_figures``: the same pictures, one
+figure each, in the report's colours. Decoupled stage-2 runs (STUDY/decoupled/) count as
+methods. Each function writes OUT/<name>.png (+ .pdf, analysis.style) and returns its path.
 """
 from __future__ import annotations
 
@@ -17,28 +19,18 @@ from pathlib import Path
 import numpy as np
 
 
-
-def _layout(fig) -> None:
-    """tight_layout unless the figure already lays itself out (analysis.style turns on
-    constrained layout for every figure once imported; switching engines after a colorbar
-    raises)."""
-    if not fig.get_constrained_layout():
-        fig.tight_layout()
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def final_rows(study) -> dict[str, list[dict]]:
-    """method label -> the final evaluation rows of its finished trials."""
-    from trainables.results import one_per_key, study_trials
+    """method label -> the final evaluation rows of its finished trials, then of the finished
+    decoupled (cRT/LWS) runs under STUDY/decoupled/."""
+    from trainables.results import one_per_key, read_results, study_trials
     by: dict[str, list[dict]] = {}
     for t in one_per_key(study_trials(study)):
         evals = [r for r in t["epochs"] if "test_top1" in r]
         if t["status"] == "terminated" and evals:
+            by.setdefault(evals[-1].get("method", "?"), []).append(evals[-1])
+    for d in sorted((Path(study) / "decoupled").glob("*/")):
+        evals = [r for r in read_results(d) if "test_top1" in r]
+        if evals and evals[-1].get("done"):
             by.setdefault(evals[-1].get("method", "?"), []).append(evals[-1])
     return by
 
@@ -63,12 +55,28 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
 
 
-def reliability(by: dict, out: Path) -> Path:
-    plt = _plt()
-    methods = [m for m, rs in by.items() if all("test_rel_count" in r for r in rs)]
-    fig, axes = plt.subplots(1, max(len(methods), 1), figsize=(3 * max(len(methods), 1), 3.2),
+def _grid(n: int, per_row: int = 4, size=(2.6, 2.6)):
+    from analysis import style
+    cols = max(1, min(n, per_row))
+    rows = max(1, -(-n // cols))
+    fig, axes = style.figure(rows, cols, figsize=(size[0] * cols, size[1] * rows),
                              squeeze=False)
-    for ax, m in zip(axes[0], methods):
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def reliability(by: dict, out: Path, colours: dict | None = None) -> Path | None:
+    """One panel per method: accuracy in each of the 15 confidence bins (bars) against the
+    diagonal, ECE of the pooled seeds in the title."""
+    from analysis import style
+    methods = [m for m, rs in by.items() if rs and all("test_rel_count" in r for r in rs)]
+    if not methods:
+        return None
+    colours = colours or style.colours(by)
+    fig, axes = _grid(len(methods))
+    for ax, m in zip(axes, methods):
         count = np.sum([r["test_rel_count"] for r in by[m]], axis=0)
         conf = np.sum([r["test_rel_conf_sum"] for r in by[m]], axis=0)
         corr = np.sum([r["test_rel_correct_sum"] for r in by[m]], axis=0)
@@ -76,67 +84,101 @@ def reliability(by: dict, out: Path) -> Path:
         edges = np.arange(b) / b
         acc = np.divide(corr, count, out=np.zeros(b), where=count > 0)
         ax.bar(edges, acc, width=1 / b, align="edge", edgecolor="k", linewidth=0.3,
-               label="accuracy")
+               color=colours.get(m))
         mean_conf = np.divide(conf, count, out=edges + 0.5 / b, where=count > 0)
-        ax.plot(mean_conf[count > 0], mean_conf[count > 0], "r.", ms=4, label="confidence")
+        ax.plot(mean_conf[count > 0], acc[count > 0], "k.", ms=3)
         ax.plot([0, 1], [0, 1], "k--", lw=0.8)
         ece = 100 * np.abs(corr - conf).sum() / max(count.sum(), 1)
-        ax.set_title(f"{m}\nECE {ece:.1f}%", fontsize=8)
+        ax.set_title(f"{m}\nECE {ece:.1f}%")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
         ax.set_xlabel("confidence")
-    axes[0][0].set_ylabel("accuracy")
-    _layout(fig)
-    path = out / "reliability.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        ax.set_ylabel("accuracy")
+    return style.save(fig, Path(out) / "reliability")
+
+
+def _row_normalised(rs: list[dict], counts) -> np.ndarray | None:
+    mats = [np.asarray(r["test_confusion"], dtype=float) for r in rs if r.get("test_confusion")]
+    if not mats:
+        return None
+    cm = np.sum(mats, axis=0)
+    order = np.argsort(-np.asarray(counts), kind="stable") if counts else np.arange(len(cm))
+    cm = cm[order][:, order]
+    return cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
 
 
 def confusion(by: dict, counts, out: Path) -> list[Path]:
-    plt = _plt()
+    """One figure per method (``confusion_<method>.png``): the row-normalised confusion
+    matrix of its pooled seeds, classes ordered by training size (largest first)."""
+    from analysis import style
     paths = []
     for m, rs in by.items():
-        mats = [np.asarray(r["test_confusion"], dtype=float) for r in rs if "test_confusion" in r]
-        if not mats:
+        cm = _row_normalised(rs, counts)
+        if cm is None:
             continue
-        cm = np.sum(mats, axis=0)
-        order = np.argsort(-np.asarray(counts), kind="stable") if counts else np.arange(len(cm))
-        cm = cm[order][:, order]
-        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        fig, ax = plt.subplots(figsize=(4.2, 3.8))
-        im = ax.imshow(cm, vmin=0, vmax=1, cmap="viridis")
-        ax.set_title(f"{m}: row-normalised confusion", fontsize=8)
-        ax.set_xlabel("predicted (by training size)")
-        ax.set_ylabel("true (by training size)")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        _layout(fig)
-        path = out / f"confusion_{_slug(m)}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        fig, ax = style.figure(figsize=(4.2, 3.8))
+        _confusion_panel(fig, ax, cm, f"{m}: row-normalised confusion")
+        paths.append(style.save(fig, Path(out) / f"confusion_{_slug(m)}"))
     return paths
 
 
-def precision_recall_vs_size(by: dict, counts, out: Path) -> Path | None:
+def _confusion_panel(fig, ax, cm, title: str, colorbar: bool = True) -> None:
+    im = ax.imshow(cm, vmin=0, vmax=1, cmap="viridis")
+    ax.set_title(title)
+    ax.set_xlabel("predicted (by training size)")
+    ax.set_ylabel("true (by training size)")
+    ax.grid(False)
+    if colorbar:
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    return im
+
+
+def confusion_grid(by: dict, counts, out: Path) -> Path | None:
+    """Every method's row-normalised confusion matrix in one figure (the report's): the
+    diagonal is per-class recall, mass left of it in the lower rows is tail images predicted
+    as head classes."""
+    from analysis import style
+    mats = {m: cm for m, rs in by.items() if (cm := _row_normalised(rs, counts)) is not None}
+    if not mats:
+        return None
+    fig, axes = _grid(len(mats), size=(2.8, 2.7))
+    im = None
+    for ax, (m, cm) in zip(axes, mats.items()):
+        im = _confusion_panel(fig, ax, cm, m, colorbar=False)
+    fig.colorbar(im, ax=axes, fraction=0.03, label="share of the true class")
+    return style.save(fig, Path(out) / "confusion")
+
+
+def precision_recall_vs_size(by: dict, counts, out: Path, colours: dict | None = None
+                             ) -> Path | None:
+    """Per-class precision and recall (mean over seeds) against the class's training size."""
+    from analysis import style
     if not counts:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
+    colours = colours or style.colours(by)
+    fig, axes = style.figure(1, 2, figsize=(9, 3.6), sharex=True)
     for m, rs in by.items():
         for ax, key in zip(axes, ("test_precision", "test_recall")):
             vals = np.array([[np.nan if v is None else v for v in r[key]] for r in rs
-                             if key in r], dtype=float)
+                             if r.get(key)], dtype=float)
             if vals.size:
-                ax.plot(counts, np.nanmean(vals, axis=0), "o-", ms=3, lw=1, label=m)
+                ax.plot(counts, np.nanmean(vals, axis=0), "o-", ms=3, lw=1, label=m,
+                        color=colours.get(m))
     for ax, name in zip(axes, ("precision (%)", "recall (%)")):
         ax.set_xscale("log")
-        ax.set_xlabel("images of the class in TRAIN (before the val hold-out)")
+        ax.set_xlabel("training images of the class")
         ax.set_ylabel(name)
-    axes[1].legend(fontsize=7)
-    _layout(fig)
-    path = out / "precision_recall_vs_size.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    style.legend(fig, axes[1])
+    return style.save(fig, Path(out) / "precision_recall_vs_size")
+
+
+def report_figures(study, out, colours: dict | None = None) -> list[Path]:
+    """The report's diagnostics: reliability panels, one confusion grid, precision/recall
+    against class size (those the study has data for)."""
+    by, counts = final_rows(study), train_counts(study)
+    figs = [reliability(by, out, colours), confusion_grid(by, counts, out),
+            precision_recall_vs_size(by, counts, out, colours)]
+    return [f for f in figs if f is not None]
 
 
 def plot_all(study, out) -> list[Path]:
@@ -145,4 +187,4 @@ def plot_all(study, out) -> list[Path]:
     by, counts = final_rows(study), train_counts(study)
     paths = [reliability(by, out), *confusion(by, counts, out)]
     pr = precision_recall_vs_size(by, counts, out)
-    return paths + ([pr] if pr else [])
+    return [p for p in paths + [pr] if p is not None]

@@ -14,8 +14,9 @@ For every finished linear-head trial of STUDY whose loss is in ``--losses`` (CE 
 on the test set: the τ of the grid with the best mean per-class validation accuracy (the
 validation split is long-tailed like TRAIN; its class-mean accuracy is what the balanced test
 set's top-1 estimates), the smallest τ on ties. The chosen τ is recorded in each row.
-Rows go to STUDY/posthoc.json (strict JSON) and a table of every method of the study (its
-trials, any decoupled trials under STUDY/decoupled/, and these rows) is printed.
+Rows go to STUDY/posthoc.json (strict JSON); the report reads them back as extra method rows
+(analysis.collect.load_derived), and this command prints the same summary table: every method
+of the study (its trials, any decoupled runs under STUDY/decoupled/, and these rows).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import torch
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
 
 TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))     # 0.0, 0.1, ..., 2.0
-TABLE_KEYS = ("top1", "many", "medium", "few", "macro_f1", "ece")
+TABLE_KEYS = ("top1", "many", "medium", "few", "macro_f1", "ece")   # stored per row
 
 
 # =========================================================================================
@@ -138,85 +139,42 @@ def _label(trial: dict) -> str:
 
 
 # =========================================================================================
-# the table
+# the study with its post-hoc rows
 # =========================================================================================
-def trial_rows(trials) -> list[dict]:
-    """Each finished trial's final test metrics under the table's names."""
-    rows = []
-    for t in trials:
-        evals = [r for r in t["epochs"] if "test_top1" in r]
-        if t["status"] != "terminated" or not evals:
-            continue
-        r = evals[-1]
-        rows.append({"method": r.get("method", "?"), "seed": t["config"].get("seed"),
-                     **{k: r.get(f"test_{k}") for k in TABLE_KEYS}})
-    return rows
+def run(study: str, losses=("ce",), device: str = "cpu"):
+    """Post-hoc rows of every finished linear-head trial whose loss is in ``losses``, written
+    to STUDY/posthoc.json; returns (rows, the study's summary table with them and any
+    decoupled runs: analysis.summary's frame, as the report shows it)."""
+    import pandas as pd
 
-
-def aggregate(rows: list[dict]) -> list[dict]:
-    """Mean and sample sd (ddof=1) per method over seeds, in first-seen order; τ* listed."""
-    by: dict[str, list[dict]] = {}
-    for r in rows:
-        by.setdefault(r["method"], []).append(r)
-    out = []
-    for method, rs in by.items():
-        agg = {"method": method, "n": len(rs)}
-        if any("tau" in r for r in rs):
-            agg["method"] += " (τ*=" + "/".join(f"{r['tau']:g}" for r in rs) + ")"
-        for k in TABLE_KEYS:
-            vals = [r[k] for r in rs if isinstance(r.get(k), (int, float))
-                    and math.isfinite(r[k])]
-            mean = sum(vals) / len(vals) if vals else None
-            sd = (math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-                  if len(vals) > 1 else None)
-            agg[k], agg[f"{k}_sd"] = mean, sd
-        out.append(agg)
-    return out
-
-
-def markdown(table: list[dict]) -> str:
-    head = "| method | n | top-1 | many | medium | few | macro-F1 | ECE |"
-    lines = [head, "|" + "---|" * 8]
-    for a in table:
-        cells = []
-        for k in TABLE_KEYS:
-            m, sd = a[k], a[f"{k}_sd"]
-            sd_text = "" if sd is None else f" ± {sd:.2f}"
-            cells.append("–" if m is None else f"{m:.2f}{sd_text}")
-        lines.append(f"| {a['method']} | {a['n']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def run(study: str, losses=("ce",), device: str = "cpu") -> tuple[list[dict], list[dict]]:
+    from analysis.collect import load_derived, load_study
+    from analysis.summary import summary
+    from trainables.config import TrialConfig
     from trainables.jsonio import dumps_strict
     from trainables.results import one_per_key, study_trials
-    trials = one_per_key(study_trials(study))
     rows = []
-    for t in trials:
+    for t in one_per_key(study_trials(study)):
         loss = t["config"].get("loss")
         if t["status"] != "terminated" or loss not in losses or t["config"].get("decouple"):
             continue
-        from trainables.config import TrialConfig
         if TrialConfig.from_dict(t["config"]).resolved_head() != "linear":
             print(f"{t['trial_id']}: cosine head, already normalised: no τ-norm/LA post-hoc")
             continue
         rows += posthoc_rows(t, device)
     (Path(study) / "posthoc.json").write_text(dumps_strict(rows, indent=1))
-    table = aggregate(trial_rows(trials) + decoupled_rows(study) + rows)
+    df = load_study(study)
+    table, _, _ = summary(pd.concat([df, load_derived(study, df)], ignore_index=True))
     return rows, table
 
 
-def decoupled_rows(study: str) -> list[dict]:
-    """Final rows of stage-2 runs that ``python -m trainables.decoupled`` wrote in STUDY."""
-    from trainables.results import read_results
-    rows = []
-    for d in sorted((Path(study) / "decoupled").glob("*/")):
-        evals = [r for r in read_results(d) if "test_top1" in r]
-        if evals and evals[-1].get("done"):
-            r = evals[-1]
-            rows.append({"method": r["method"], "seed": r.get("seed"),
-                         **{k: r.get(f"test_{k}") for k in TABLE_KEYS}})
-    return rows
+TABLE_COLUMNS = ("Method", "Setting", "Seeds", "Top-1 final (%)", "Many-shot (%)",
+                 "Medium-shot (%)", "Few-shot (%)", "Macro-F1 (%)", "ECE (%)")
+
+
+def markdown(table) -> str:
+    """The table as printed: the accuracy, F1 and calibration columns."""
+    return table[[c for c in TABLE_COLUMNS if c in table]].to_markdown(index=False,
+                                                                       disable_numparse=True)
 
 
 def main(argv=None) -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import page, plots, summary, tables
-from analysis.collect import load_curves, load_study, study_runs
+from analysis import diagnostics, page, plots, summary, tables
+from analysis.collect import load_curves, load_derived, load_study, study_runs
 from trainables.results import trial_dirs
 
 PROG = "python -m analysis"
@@ -34,6 +34,18 @@ CAPTIONS = {
                  "without losing the head ones.",
     "shots": "Rare vs frequent classes: the few-shot bars show whether a method helps the "
              "tail, the many-shot bars what it costs on the head.",
+    "reliability": "Are the predicted probabilities honest? Bars are the accuracy of the test "
+                   "images in each of 15 confidence bins (softmax of the logits the loss "
+                   "trains); bars below the diagonal are over-confidence. ECE is the "
+                   "image-weighted gap, seeds pooled.",
+    "confusion": "Where do the errors go? Rows are true classes, columns predictions, both "
+                 "ordered from the largest training class to the smallest; each row sums to "
+                 "1 (its diagonal cell is the class's recall). Mass left of the diagonal in "
+                 "the lower rows is tail images taken for head classes.",
+    "precision_recall_vs_size": "Tail recall bought with head precision? Per-class "
+                                "precision and recall (mean over seeds) against the class's "
+                                "training size: a re-balancing method lifts recall on the "
+                                "left and pays with precision there.",
 }
 
 
@@ -86,7 +98,7 @@ def check_out(out: Path) -> None:
         raise AnalysisError(f"cannot write the report to {out}: {e.strerror or e}") from None
 
 
-def _figures(df, curves, out, colours) -> list[tuple[str, Path, str]]:
+def _figures(df, curves, out, colours, study) -> list[tuple[str, Path, str]]:
     """(title, png, caption) of each figure the study has data for."""
     figs = []
     col = lambda name: df[name] if name in df else pd.Series(dtype=object)  # noqa: E731
@@ -104,6 +116,9 @@ def _figures(df, curves, out, colours) -> list[tuple[str, Path, str]]:
                      plots.per_class_vs_size(df, out / "per_class", colours=colours)))
         figs.append(("Many / medium / few-shot accuracy",
                      plots.shot_groups(df, out / "shots", colours=colours)))
+    titles = {"reliability": "Reliability diagrams", "confusion": "Confusion matrices",
+              "precision_recall_vs_size": "Per-class precision and recall by class size"}
+    figs += [(titles[p.stem], p) for p in diagnostics.report_figures(study, out, colours)]
     return [(t, p, CAPTIONS[p.stem]) for t, p in figs]
 
 
@@ -125,11 +140,13 @@ def _markdown_summary(shown, best, incomplete) -> str:
     return md.to_markdown(index=False, disable_numparse=True)
 
 
-def _header(study: Path, df: pd.DataFrame) -> str:
+def _header(study: Path, df: pd.DataFrame, derived: pd.DataFrame) -> str:
     counts = df["status"].value_counts().to_dict()
     commits = ", ".join(sorted(set(df["git_commit"].dropna().astype(str)))) or "unknown"
+    extra = (f"; {len(derived)} rows derived from them without a trial of their own "
+             f"({', '.join(dict.fromkeys(derived['method']))})" if len(derived) else "")
     return (f"{len(df)} trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-            + f"; code {commits}.")
+            + extra + f"; code {commits}.")
 
 
 def _layout_tables(df, out) -> list[tuple[str, str, pd.DataFrame]]:
@@ -161,14 +178,16 @@ def build_report(study, out=None) -> Path:
     df, curves = load_study(study), load_curves(study)
     if df.empty:
         raise AnalysisError(f"study {study} holds no trials yet (none has started)")
-    shown, means, incomplete = summary.summary(df)
+    derived = load_derived(study, df)      # cRT/LWS runs, post-hoc LA / τ-norm: extra rows
+    with_derived = pd.concat([df, derived], ignore_index=True) if len(derived) else df
+    shown, means, incomplete = summary.summary(with_derived)
     best = summary.best_mask(shown, means) if len(shown) else None
     verdicts = summary.verdicts(df)
     verdicts.to_csv(out / "verdicts.csv", index=False)
     verdicts = summary.verdict_display(verdicts)
-    figs = _figures(df, curves, out, plots.study_colours(df))
+    figs = _figures(with_derived, curves, out, plots.study_colours(with_derived), study)
     layouts = _layout_tables(df, out)
-    header = _header(study, df)
+    header = _header(study, df, derived)
     md = [f"# Study `{study.name}`", "", header, "", "## Verdicts", ""]
     md += [verdicts.to_markdown(index=False, disable_numparse=True) if len(verdicts)
            else "No pair of methods ran with the same seeds.", ""]
@@ -180,8 +199,12 @@ def build_report(study, out=None) -> Path:
         (out / "summary.tex").write_text(_summary_latex(
             shown, best, f"Study {study.name}: test top-1 (%), mean ± std over seeds"))
         note = ("Mean ± std over seeds (sample std, ddof=1) of the final epoch; best of "
-                "each column within a setting in bold; “–”: the method has no such "
-                "parameter.")
+                "each column within a setting in bold (ECE: lowest); “–”: the method has no "
+                "such parameter or the metric was not measured.")
+        if len(derived):
+            note += (" Rows with “+ cRT”, “+ LWS”, “post-hoc LA” or “τ-norm” are derived "
+                     "from the study's trials without retraining the backbone (τ* per seed, "
+                     "chosen on the validation split, never on test).")
         flag = (" Highlighted rows are incomplete: fewer seeds finished than planned."
                 if incomplete.any() else "")
         md += ["## Mean ± std per configuration", "", note + flag, "",

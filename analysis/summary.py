@@ -18,7 +18,9 @@ PARAMS = (("lam", "λ"), ("max_m", "max margin M"), ("s", "scale s"))
 METRICS = (("final_top1", "Top-1 final (%)"),
            ("best_top1_test_selected", "Top-1 best epoch, test-selected (%)"),
            ("test_many", "Many-shot (%)"), ("test_medium", "Medium-shot (%)"),
-           ("test_few", "Few-shot (%)"))
+           ("test_few", "Few-shot (%)"), ("test_macro_f1", "Macro-F1 (%)"),
+           ("test_ece", "ECE (%)"))
+LOWER_IS_BETTER = {"ECE (%)"}    # marked best where lowest
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist":
                  "Fashion-MNIST", "imagenet_lt": "ImageNet-LT", "places_lt": "Places-LT",
                  "synthetic": "synthetic"}
@@ -100,10 +102,12 @@ def summary(df: pd.DataFrame, planned_seeds: int | None = None):
 
 
 def best_mask(shown: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
-    """True where a metric cell is the highest mean of its column within its setting."""
+    """True where a metric cell is the best mean of its column within its setting (highest;
+    lowest for LOWER_IS_BETTER columns such as ECE)."""
     mask = pd.DataFrame(False, index=shown.index, columns=shown.columns)
     for col in means.columns.drop("_setting"):
-        best = means.groupby("_setting")[col].transform("max")
+        best = means.groupby("_setting")[col].transform(
+            "min" if col in LOWER_IS_BETTER else "max")
         mask[col] = means[col].notna() & (means[col] == best)
     return mask
 

@@ -13,12 +13,13 @@ SEEDS = [0, 1, 2]
 
 @pytest.fixture(scope="session")
 def study(tmp_path_factory):
-    """12 real trials written by Tune, read back from the folder as users do."""
+    """12 real trials written by Tune, read back from the folder as users do (a validation
+    split held out, so post-hoc τ can be chosen on it)."""
     from study.launcher import fit_study
     root = tmp_path_factory.mktemp("studies")
     space = StudySpace("mini", "analysis fixture", {
         "base": {"dataset": "synthetic", "ratio": 10.0, "epochs": 1, "batch_size": 64,
-                 "eval_batch_size": 200, "device": "cpu"},
+                 "eval_batch_size": 200, "device": "cpu", "val_fraction": 0.2},
         "method": grid(METHODS), "seed": grid(SEEDS)}, len(METHODS) * len(SEEDS))
     meta = {"name": "mini", "storage": str(root), "space": "mini",
             "expected_trials": len(METHODS) * len(SEEDS), "cpus_per_trial": 1.0,

@@ -157,6 +157,35 @@ def test_report_writes_markdown_and_html(report):
     assert (out / "report.html").exists() and (out / "lambda_ablation.png").exists()
 
 
+def test_report_has_derived_rows_f1_ece_columns_and_diagnostics(study, tmp_path):
+    """cRT and post-hoc rows derived from the CE trials join the report's summary as methods
+    of their own (numbers = the stage-2 results), with macro-F1 and ECE columns (ECE: lowest
+    in bold), and the reliability / confusion / precision-recall figures are drawn."""
+    from analysis import posthoc
+    from analysis.report import build_report
+    from trainables import decoupled
+    s = tmp_path / "mini"
+    shutil.copytree(study, s)
+    assert len(decoupled.run_for_study(str(s), "crt")) == 3          # one per CE seed
+    rows, _ = posthoc.run(str(s))
+    out = build_report(s, tmp_path / "rep")
+    table = pd.read_csv(out / "summary.csv", dtype=str).set_index("Method")
+    crt = [[r for r in read_results(d) if "test_top1" in r][-1]["test_top1"]
+           for d in sorted((s / "decoupled").glob("*/"))]
+    assert table.loc["CE + cRT", "Top-1 final (%)"] == (
+        f"{np.mean(crt):.2f} ± {np.std(crt, ddof=1):.2f}")
+    taus = "/".join(f"{r['tau']:g}" for r in sorted(rows, key=lambda r: r["seed"])
+                    if r["method"] == "CE + post-hoc LA")
+    assert table.loc[f"CE + post-hoc LA (τ*={taus})", "Seeds"] == "3"
+    assert {"Macro-F1 (%)", "ECE (%)"} <= set(table.columns)
+    ece = table["ECE (%)"].str.split(" ± ").str[0].astype(float)
+    md = (out / "report.md").read_text()
+    assert f"**{table.loc[ece.idxmin(), 'ECE (%)']}**" in md          # lowest ECE is bold
+    for name in ("reliability", "confusion", "precision_recall_vs_size"):
+        assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists()
+        assert f'id="fig-{name}"' in (out / "report.html").read_text()
+
+
 @pytest.mark.parametrize("name", ["table1", "ablations"])
 def test_notebooks_execute_headless(study, tmp_path, name):
     nbformat = pytest.importorskip("nbformat")

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from analysis.posthoc import aggregate, choose_tau, evaluate_logits, la_logits, tau_norm_logits
+from analysis.posthoc import choose_tau, evaluate_logits, la_logits, tau_norm_logits
 
 F64 = torch.float64
 C10 = [int(5000 * (1 / 100) ** (i / 9)) for i in range(10)]
@@ -65,17 +65,6 @@ def test_tau_is_chosen_on_validation_class_mean_accuracy():
     assert score >= evaluate_logits(z, y, C10)["class_mean"]
 
 
-def test_aggregate_mean_sd_and_tau_in_label():
-    rows = [{"method": "CE + post-hoc LA", "tau": 1.0, "top1": 70.0, "many": 90.0,
-             "medium": None, "few": 40.0, "macro_f1": 60.0, "ece": 5.0},
-            {"method": "CE + post-hoc LA", "tau": 1.2, "top1": 74.0, "many": 92.0,
-             "medium": None, "few": 44.0, "macro_f1": 64.0, "ece": 7.0}]
-    (a,) = aggregate(rows)
-    assert a["method"] == "CE + post-hoc LA (τ*=1/1.2)" and a["n"] == 2
-    assert a["top1"] == 72.0 and a["top1_sd"] == pytest.approx(math.sqrt(8.0))
-    assert a["medium"] is None
-
-
 # =========================================================================================
 # end to end on a study folder laid out as Tune writes it (tiny synthetic trial, no Ray)
 # =========================================================================================
@@ -108,12 +97,17 @@ def test_posthoc_decoupled_and_plots_on_a_study_folder(tmp_path):
     rows, table = posthoc.run(str(study))
     assert [r["method"] for r in rows] == ["CE + post-hoc LA", "CE + τ-norm"]
     assert all(r["tau"] in posthoc.TAU_GRID for r in rows)
-    labels = [a["method"] for a in table]
+    labels = list(table["Method"])
     assert labels[0] == "CE" and "CE + cRT" in labels
-    assert any(lab.startswith("CE + post-hoc LA (τ*=") for lab in labels)
+    la = f"CE + post-hoc LA (τ*={rows[0]['tau']:g})"
+    assert la in labels and f"CE + τ-norm (τ*={rows[1]['tau']:g})" in labels
     assert (study / "posthoc.json").exists()
+    # the printed table and the rows agree: top-1 of the post-hoc row is the one computed
+    shown = table.set_index("Method")
+    assert shown.loc[la, "Top-1 final (%)"] == f"{rows[0]['top1']:.2f}"
+    assert shown.loc["CE + cRT", "Seeds"] == "1"
     md = posthoc.markdown(table)
-    assert "| CE + cRT | 1 |" in md and "ECE" in md
+    assert "CE + cRT" in md and "ECE (%)" in md and "Macro-F1 (%)" in md
     paths = diagnostics.plot_all(study, tmp_path / "plots")
     assert {p.name for p in paths} >= {"reliability.png", "confusion_ce.png",
                                        "precision_recall_vs_size.png"}
