@@ -187,6 +187,7 @@ def prepare_run(args):
     if meta["workers_per_trial"] > 1:   # every trial must split its batch evenly
         for cfg in space.configs():
             cfg.replace(workers_per_trial=meta["workers_per_trial"])
+    check_data(space, args.address)
     if args.into:
         path = locate(args.into, args.storage)
         name, root = path.name, str(path.parent)
@@ -199,6 +200,26 @@ def prepare_run(args):
     meta.update({"space": space.name, "source": space.source, "name": name, "storage": root,
                  "metric": space.metric, "mode": space.mode, "search": space.is_search})
     return space, path, meta
+
+
+def check_data(space, address) -> None:
+    """Each data location the study's trials name holds its dataset, checked here when the
+    trials run on this machine (a local study): a wrong data_root fails now, in one line,
+    not in every trial. On a cluster the workers read their own disks; they check there."""
+    if address not in (None, "local"):
+        return
+    from trainables.data.registry import check_data_location
+    seen = set()
+    for cfg in space.configs():
+        where = (cfg.dataset, cfg.data_root, cfg.download, cfg.init_weights)
+        if where in seen:
+            continue
+        seen.add(where)
+        try:
+            check_data_location(cfg)
+        except FileNotFoundError as e:
+            raise StudyError(f"{e} (the trials would fail on it; set data_root in the study "
+                             "file, or --set data_root=PATH, or --download)") from None
 
 
 def cmd_run(args) -> int:

@@ -178,19 +178,14 @@ def check_out(out: Path, resuming: bool) -> None:
 
 def check_data(cfg: TrialConfig) -> None:
     """The dataset's files are where the config says (read later, after every check)."""
-    info = get_dataset(cfg.dataset)
+    from trainables.data.registry import check_data_location
     try:
-        if info.kind == "files":
-            root = Path(cfg.data_root).expanduser()
-            if not root.is_dir():
-                raise FileNotFoundError(f"data_root {root} is not a folder ({cfg.dataset} "
-                                        "images are read from it)")
-        else:
-            info.locate(cfg.data_root, cfg.download)
+        check_data_location(cfg)
     except FileNotFoundError as e:
-        raise UsageError(f"--dataset {cfg.dataset}: {e}") from e
-    if cfg.init_weights and not Path(cfg.init_weights).expanduser().is_file():
-        raise UsageError(f"--init-weights {cfg.init_weights} does not exist")
+        msg = str(e)
+        if msg.startswith("dataset "):
+            msg = "--" + msg
+        raise UsageError(msg.replace("init_weights ", "--init-weights ", 1)) from e
 
 
 def prepare(args) -> tuple[TrialConfig, dict | None, Path | None]:

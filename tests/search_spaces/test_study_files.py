@@ -22,10 +22,11 @@ def run_cli(capsys, *argv):
     return rc, out.out, out.err
 
 
-def test_an_own_study_file_dry_runs_as_36_trials(capsys, tmp_path):
+def test_an_own_study_file_dry_runs_as_36_trials(capsys, tmp_path, cifar_root):
     f = tmp_path / "ratios.yaml"
     f.write_text(OWN)
-    rc, out, err = run_cli(capsys, "run", f, "--dry-run", "--storage", tmp_path / "store")
+    rc, out, err = run_cli(capsys, "run", f, "--dry-run", "--storage", tmp_path / "store",
+                           "--set", f"data_root={cifar_root}")
     assert rc == 0, err
     assert "# 36 trials: 3 methods × 4 ratio × 3 seed" in out
     assert not (tmp_path / "store").exists()
@@ -87,7 +88,7 @@ def test_searches_are_not_extended_by_key(capsys, tmp_path):
     grid = tmp_path / "grid"
     grid.mkdir()
     (grid / "study.json").write_text('{"space": "smoke", "name": "grid"}')
-    rc, _, err = run_cli(capsys, "run", "optuna_elm", "--into", grid)
+    rc, _, err = run_cli(capsys, "run", "optuna_elm", "--into", grid, "--download")
     assert rc == 2 and "is a search; a search continues with 'elm-study resume" in err
     search = tmp_path / "search"
     search.mkdir()

@@ -13,11 +13,29 @@ def run_cli(capsys, *argv):
     return rc, out.out, out.err
 
 
-def test_dry_run_table1_reports_480_trials(capsys, tmp_path):
-    rc, out, err = run_cli(capsys, "run", "table1", "--dry-run", "--storage", str(tmp_path))
+def test_dry_run_table1_reports_480_trials(capsys, tmp_path, cifar_root):
+    rc, out, err = run_cli(capsys, "run", "table1", "--dry-run", "--storage", str(tmp_path),
+                           "--set", f"data_root={cifar_root}")
     assert rc == 0, err
     assert "480 trials" in out
     assert not any(tmp_path.iterdir()), "a dry run must create nothing"
+
+
+@pytest.mark.parametrize("study, where", [("table1", "cifar-10-batches-py"),
+                                          ("quickstart", "looked in /nonexistent")])
+def test_a_dry_run_checks_the_data_location_as_the_trials_would(capsys, tmp_path, study,
+                                                                  where):
+    """Data missing where the trials would read it: refused before Ray, in one line naming
+    the dataset, where it looked and how to fix it; nothing is created. The same files are
+    fine for a study on a cluster, whose workers read their own disks."""
+    argv = ["run", study, "--storage", str(tmp_path), "--set", "data_root=/nonexistent"]
+    for extra in (["--dry-run"], []):
+        rc, out, err = run_cli(capsys, *argv, *extra)
+        assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert where in err and "--download" in err and "Traceback" not in err
+        assert not any(tmp_path.iterdir())
+    rc, out, err = run_cli(capsys, *argv, "--dry-run", "--address", "10.0.0.1:6379")
+    assert rc == 0, err
 
 
 def test_list_shows_every_space_with_counts(capsys):
@@ -30,7 +48,7 @@ def test_list_shows_every_space_with_counts(capsys):
 
 def test_seeds_and_epochs_reach_the_trials(capsys, tmp_path):
     rc, out, err = run_cli(capsys, "run", "table1", "--dry-run", "--seeds", "7",
-                           "--epochs", "20", "--set", "precision=bf16",
+                           "--epochs", "20", "--set", "precision=bf16", "--download",
                            "--storage", str(tmp_path))
     assert rc == 0, err
     assert "160 trials" in out
@@ -96,12 +114,13 @@ def test_a_dry_run_checks_the_storage_as_the_run_would(capsys, tmp_path):
     assert rc == 2 and "unknown config key 'lamda'" in err
 
 
-def test_show_prints_a_study_file_that_runs_as_shown(capsys, tmp_path):
+def test_show_prints_a_study_file_that_runs_as_shown(capsys, tmp_path, cifar_root):
     rc, out, err = run_cli(capsys, "show", "ratio_sweep", "--seeds", "0,1")
     assert rc == 0, err
     assert "methods: [ce, ldam+drw, elm+drw(lam=0.5), elm_wo_dy(lam=1.0)]" in out
     assert "# 32 trials" in out
     copy = tmp_path / "mine.yaml"
     copy.write_text(out)
-    rc, out2, err = run_cli(capsys, "run", str(copy), "--dry-run", "--storage", str(tmp_path))
+    rc, out2, err = run_cli(capsys, "run", str(copy), "--dry-run", "--storage", str(tmp_path),
+                            "--set", f"data_root={cifar_root}")
     assert rc == 0 and "# 32 trials" in out2, err

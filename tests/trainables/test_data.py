@@ -1,6 +1,5 @@
 """Data: imbalance (docs/data.md), readers on files fabricated in the real formats, loader."""
 import gzip
-import pickle
 import struct
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from fabricate import fabricate_cifar
 from trainables.config import TrialConfig
 from trainables.data import build as build_mod
 from trainables.data import fashion_mnist
@@ -117,37 +117,6 @@ def test_validation_hold_out_comes_from_train_and_counts_follow():
 
 
 # ---- CIFAR pickles ---------------------------------------------------------------------
-def write_pickle(path, obj):
-    with open(path, "wb") as fh:
-        pickle.dump(obj, fh)
-
-
-def fabricate_cifar(root: Path, classes: int, per_file=20, seed=0):
-    rng = np.random.default_rng(seed)
-    rows = {}
-    if classes == 10:
-        folder = root / "cifar-10-batches-py"
-        folder.mkdir(parents=True)
-        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-        for n in names:
-            data = rng.integers(0, 256, (per_file, 3072), dtype=np.uint8)
-            labels = rng.integers(0, 10, per_file).tolist()
-            write_pickle(folder / n, {b"data": data, b"labels": labels, b"batch_label": b"x"})
-            rows[n] = (data, labels)
-        write_pickle(folder / "batches.meta", {b"label_names": [b"c"] * 10})
-    else:
-        folder = root / "cifar-100-python"
-        folder.mkdir(parents=True)
-        for n in ("train", "test"):
-            data = rng.integers(0, 256, (per_file, 3072), dtype=np.uint8)
-            fine = rng.integers(0, 100, per_file).tolist()
-            write_pickle(folder / n, {b"data": data, b"fine_labels": fine,
-                                      b"coarse_labels": [f // 5 for f in fine]})
-            rows[n] = (data, fine)
-        write_pickle(folder / "meta", {b"fine_label_names": [b"c"] * 100})
-    return rows
-
-
 def test_cifar10_reader_on_fabricated_pickles(tmp_path):
     rows = fabricate_cifar(tmp_path, 10)
     raw = read_cifar10(str(tmp_path), download=False)

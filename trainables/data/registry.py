@@ -38,6 +38,25 @@ class DatasetInfo:
             _resolve(self.locator)(data_root, download)
 
 
+def check_data_location(cfg) -> None:
+    """The dataset's files are where ``cfg`` says (nothing is read): FileNotFoundError naming
+    the dataset and where it looked, before any process, Ray or GPU time is spent on it."""
+    from pathlib import Path
+    info = get_dataset(cfg.dataset)
+    try:
+        if info.kind == "files":
+            root = Path(cfg.data_root).expanduser()
+            if not root.is_dir():
+                raise FileNotFoundError(f"data_root {root} is not a folder ({cfg.dataset} "
+                                        "images are read from it)")
+        else:
+            info.locate(cfg.data_root, cfg.download)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"dataset {cfg.dataset}: {e}") from None
+    if cfg.init_weights and not Path(cfg.init_weights).expanduser().is_file():
+        raise FileNotFoundError(f"init_weights {cfg.init_weights} does not exist")
+
+
 def _resolve(ref: str):
     module, fn = ref.split(":")
     return getattr(importlib.import_module(module), fn)
