@@ -119,7 +119,8 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1):
         mode=space.mode if needs_metric else None,
         search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
         max_concurrent_trials=min(limits) if limits else None,
-        reuse_actors=meta.get("workers_per_trial", 1) == 1)
+        reuse_actors=meta.get("workers_per_trial", 1) == 1,
+        trial_dirname_creator=trial_dirname)
     run_config = tune.RunConfig(
         name=meta["name"] if run == 1 else f"run-{run}",
         storage_path=meta["storage"] if run == 1 else str(path),
@@ -129,6 +130,14 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1):
     watch_tuner(tune_config, run_config, {**meta, "run_trials": space.expected_trials}, path)
     return tune.Tuner(trainable, param_space=space.param_space,
                       tune_config=tune_config, run_config=run_config)
+
+
+def trial_dirname(trial) -> str:
+    """'ELM+DRW_lam0.5_seed1_261bc_00003': a trial folder named after its method and seed
+    (Tune's default spells out the nested config and a timestamp); the trial id keeps it
+    unique. TensorBoard shows it as the run's name."""
+    from study.loggers import run_name
+    return f"{run_name(trial.config)}_{trial.trial_id}"
 
 
 def fit_study(space, path: str, meta: dict, *, address: str, dashboard: bool,

@@ -1,12 +1,15 @@
 """Where else a study's numbers go: TensorBoard always, MLflow and W&B on request.
 
-* TensorBoard: one event file per trial under its trial folder, in a run named after the
-  method and seed (``<trial dir>/ELM+DRW_lam0.5_seed1``), scalars ``test/top1``, ``test/many``,
+* TensorBoard: one event file per trial in its trial folder, which is named after the method,
+  seed and trial id (``ELM+DRW_lam0.5_seed1_261bc_00003``: TensorBoard's run name), scalars ``test/top1``, ``test/many``,
   ``test/medium``, ``test/few``, ``train/loss``, ``train/top1``, ``train/lr``... stepped by
   epoch, and the method's hyper-parameters in the HParams tab. ``tensorboard --logdir STUDY``.
 * ``--log mlflow[=URI]``: Ray's MLflow callback with a file-backed store (default
   ``sqlite:///<study>/mlflow.db``, no server): one run per trial named after it, the resolved
-  TrialConfig as params, per-epoch metrics (``test_top1``...) and tags study/method/seed.
+  TrialConfig as params, per-epoch metrics (``test_top1``...) and tags study/method/seed,
+  nested under one parent run for the study, which gets study.json, the resolved study files
+  and, when the experiment ends, the study's report (``report/``: HTML, Markdown, LaTeX, CSV,
+  figures), as ``python -m analysis report`` writes it.
 * ``--log wandb``: Ray's W&B callback, only where ``wandb`` is installed.
 """
 from __future__ import annotations
@@ -84,8 +87,8 @@ def tensorboard_callback():
             if trial in self._trial_writer:
                 self._trial_writer[trial].close()
             trial.init_local_path()
-            logdir = Path(trial.local_path) / run_name(trial.config)
-            self._trial_writer[trial] = self._summary_writer_cls(str(logdir), flush_secs=30)
+            self._trial_writer[trial] = self._summary_writer_cls(str(trial.local_path),
+                                                                 flush_secs=30)
             self._trial_result[trial] = {}
 
         def log_trial_result(self, iteration, trial, result):
@@ -139,9 +142,12 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
 
         def on_experiment_end(self, trials, **info):
             client = self.mlflow_util._mlflow.MlflowClient()
-            for name in ("study.json", "report.md"):
+            for name in ("study.json", *(p.name for p in Path(path).glob("study-run-*.yaml"))):
                 if (Path(path) / name).exists():
                     client.log_artifact(self.parent, str(Path(path) / name))
+            report = _report(path)
+            if report is not None:   # report.html/.md, LaTeX, CSV, figures: under report/
+                client.log_artifacts(self.parent, str(report), artifact_path="report")
             done = sum(t.status == "TERMINATED" for t in trials)
             client.log_metric(self.parent, "trials_finished", done)
             client.set_terminated(self.parent, "FINISHED" if done == len(trials) else "KILLED")
@@ -188,6 +194,20 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
     return StudyMLflow(tracking_uri=uri or default_mlflow_uri(path),
                        experiment_name=meta.get("name"),
                        tags={"study": str(meta.get("name")), "space": str(meta.get("space"))})
+
+
+def _report(path: str) -> Path | None:
+    """The study's report (``python -m analysis report``), written to STUDY/report for the
+    parent run; a report that cannot be built is said in one line and skipped: the runs and
+    their metrics are logged either way."""
+    if is_remote(path):
+        return None
+    from analysis.report import AnalysisError, build_report
+    try:
+        return build_report(path)
+    except (AnalysisError, OSError, ValueError) as e:
+        print(f"elm-study: mlflow: no report attached to the study run ({e})")
+        return None
 
 
 def _artifact_root(uri: str, path: str) -> str | None:

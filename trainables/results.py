@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from trainables.config import TrialConfig
@@ -51,9 +52,21 @@ def run_number(experiment: Path) -> int:
         name[len(RUN_PREFIX):].isdigit() else 1
 
 
+_TRIAL_ID = re.compile(r"_([0-9a-f]{5})_(\d{5})(?:_|$)")     # Tune's '<experiment>_<index>'
+
+
+def _launch_order(trial_dir: Path):
+    """A trial folder's place in its experiment: Tune's trial index (the study file's order of
+    methods and seeds), whatever the folder's name says before it."""
+    found = _TRIAL_ID.findall(trial_dir.name)
+    return (0, int(found[-1][1]), trial_dir.name) if found else (1, 0, trial_dir.name)
+
+
 def trial_dirs(study: str | Path) -> list[Path]:
-    """Folders of every run of the study that hold a trial (they contain params.json)."""
-    return [p.parent for exp in experiment_dirs(study) for p in sorted(exp.glob("*/params.json"))]
+    """Folders of every run of the study that hold a trial (they contain params.json), each
+    run's in launch order."""
+    return [p for exp in experiment_dirs(study)
+            for p in sorted((q.parent for q in exp.glob("*/params.json")), key=_launch_order)]
 
 
 def read_results(trial_dir: Path) -> list[dict]:

@@ -1,10 +1,13 @@
 """Re-make the README's screenshots with headless Chromium (Debian's `chromium` package).
 
-    python docs/screenshots/capture.py [--epochs 30]
+    python docs/screenshots/capture.py [--epochs 30]        # the Ray dashboard, live
+    python docs/screenshots/capture.py study results/quickstart   # after `make demo`
 
-Runs a smoke study with ``--dashboard``; while its trials run, photographs the dashboard's
-Jobs and Actors pages (the job named after the study, the trials named after their method,
-seed and trial id) and one trial's log; after it ends, TensorBoard's scalars page for it.
+The first runs a smoke study with ``--dashboard``; while its trials run, photographs the
+dashboard's Jobs and Actors pages (the job named after the study, the trials named after their
+method, seed and trial id) and one trial's log. The second photographs a finished study: its
+report (top of the page, the per-class figure), TensorBoard's scalars page for it, and the
+ablation notebook open in JupyterLab with its plots rendered (executed on the study first).
 
 The dashboard asks for Ray's token (``ray get-auth-token``). Cookies are per host, not per
 port, so a throw-away page on another loopback port sets the dashboard's
@@ -62,7 +65,62 @@ def shoot(url: str, out: Path, size: str = "1600,1000", wait_ms: int = 12000) ->
     print(f"wrote {out} ({out.stat().st_size if out.exists() else 0} bytes) from {url}")
 
 
+def wait_for(url: str, seconds: int = 60) -> None:
+    for _ in range(seconds):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(1)
+
+
+def tensorboard(study: Path, env: dict) -> None:
+    tb = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(study),
+                           "--host", "127.0.0.1", "--port", "6123"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for("http://127.0.0.1:6123/")
+        shoot("http://127.0.0.1:6123/?pinnedCards=%5B%5D#timeseries&tagFilter=test%2F",
+              HERE / "tensorboard-scalars.png", "1600,1000", 15000)
+    finally:
+        tb.terminate()
+
+
+def study_shots(study: Path) -> int:
+    """Report, TensorBoard and the ablation notebook of a finished study."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run([sys.executable, "-m", "analysis", "report", str(study)], cwd=REPO,
+                   check=True)
+    page = (study / "report" / "report.html").resolve().as_uri()
+    shoot(page, HERE / "report_top.png", "1280,1000", 3000)
+    shoot(page + "#fig-per_class", HERE / "report_figure.png", "1280,1000", 3000)
+    tensorboard(study, env)
+    import nbformat
+    from nbclient import NotebookClient
+    work = Path(tempfile.mkdtemp(prefix="nbshow"))
+    nb = nbformat.read(REPO / "analysis" / "notebooks" / "ablations.ipynb", as_version=4)
+    os.environ["ELM_STUDY"], os.environ["ELM_FIGURES"] = str(study.resolve()), str(work / "f")
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(work)}}).execute()
+    nbformat.write(nb, work / "ablations.ipynb")
+    tok = f"shots{os.getpid()}"
+    lab = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1",
+                            "--ServerApp.port=8931", "--ServerApp.open_browser=False",
+                            f"--ServerApp.root_dir={work}", f"--IdentityProvider.token={tok}",
+                            "--allow-root"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        wait_for("http://127.0.0.1:8931/api/status?token=" + tok)
+        shoot(f"http://127.0.0.1:8931/lab/tree/ablations.ipynb?token={tok}",
+              HERE / "notebook_ablations.png", "1400,1800", 30000)
+    finally:
+        lab.terminate()
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["study"]:
+        return study_shots(Path(sys.argv[2]))
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--storage", default=tempfile.mkdtemp(prefix="shots"))
@@ -88,21 +146,7 @@ def main() -> int:
             shoot(base + "~/logs", HERE / "ray-dashboard-logs.png", "1600,900")
             shot = True
     proc.wait()
-    study = Path(args.storage) / name
-    tb = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(study),
-                           "--host", "127.0.0.1", "--port", "6123"], env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(60):
-            try:
-                urllib.request.urlopen("http://127.0.0.1:6123/", timeout=1)
-                break
-            except OSError:
-                time.sleep(1)
-        shoot("http://127.0.0.1:6123/?pinnedCards=%5B%5D#timeseries&tagFilter=test%2Ftop1",
-              HERE / "tensorboard-scalars.png", "1600,1000", 15000)
-    finally:
-        tb.terminate()
+    tensorboard(Path(args.storage) / name, env)
     return proc.returncode
 
 

@@ -52,10 +52,15 @@ def snapshot(study):
 
 def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path, env):
     study = tmp_path / "grow"
-    cli(env, "run", "smoke", "--seeds", "0,1", "--epochs", "1", "--name", "grow",
-        "--storage", tmp_path)
+    out = cli(env, "run", "smoke", "--seeds", "0,1", "--epochs", "1", "--name", "grow",
+              "--storage", tmp_path)
     first = snapshot(study)
     assert len(first) == 4
+    df = load_study(study)                       # a tiny study runs to completion
+    assert set(df["status"]) == {"terminated"} and sorted(df["seed"]) == [0, 0, 1, 1]
+    assert set(df["method"]) == {"CE", "ELM + DRW (λ=0.5)"}
+    assert df["final_top1"].between(0, 100).all() and (df["epochs_done"] == 1).all()
+    assert "final-epoch test top-1" in out and "results:" in out, out
 
     out = cli(env, "run", "smoke", "--seeds", "0..2", "--epochs", "1", "--into", study)
     assert "4 finished there already (kept), 0 unfinished in earlier runs; adding 2 as run 2" \

@@ -27,6 +27,22 @@ def env():
     shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
+ONE_TRIAL = """\
+description: "one CE trial on synthetic data (fault tests: nothing else to wait for)"
+base: {dataset: synthetic, ratio: 10, epochs: 2, eval_every: 1, checkpoint_every: 1,
+       batch_size: 32, eval_batch_size: 200, device: cpu}
+methods: [ce]
+grid:
+  seed: [0]
+"""
+
+
+def one_trial(tmp_path) -> str:
+    f = tmp_path / "one.yaml"
+    f.write_text(ONE_TRIAL)
+    return str(f)
+
+
 def run(args, env, timeout=300):
     return subprocess.run([sys.executable, "-m", "study", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
@@ -51,8 +67,8 @@ def _same_as_uninterrupted(study: Path, trial_id: str, final: dict) -> None:
 def test_sigkilled_worker_is_retried_and_ends_like_an_uninterrupted_run(tmp_path, env):
     marker = tmp_path / "killed"
     env["ELM_INJECT_FAULT"] = f"2:{marker}:kill"   # SIGKILL right after epoch 2's report
-    p = run(["run", "smoke", "--storage", str(tmp_path), "--name", "kill", "--seeds", "0",
-             "--set", "epochs=4", "--max-concurrent", "1"], env)
+    p = run(["run", one_trial(tmp_path), "--storage", str(tmp_path), "--name", "kill",
+             "--set", "epochs=4"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     killed = marker.read_text().strip()
     rows = {read_results(d)[-1]["trial_id"]: read_results(d) for d in trial_dirs(tmp_path / "kill")}
@@ -64,8 +80,8 @@ def test_sigkilled_worker_is_retried_and_ends_like_an_uninterrupted_run(tmp_path
 def test_worker_sigkilled_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, env):
     marker = tmp_path / "killed"
     env["ELM_INJECT_FAULT"] = f"3:{marker}:kill-mid"   # SIGKILL inside epoch 4's training
-    p = run(["run", "smoke", "--storage", str(tmp_path), "--name", "mid", "--seeds", "0",
-             "--set", "epochs=5", "--set", "checkpoint_every=2", "--max-concurrent", "1"], env)
+    p = run(["run", one_trial(tmp_path), "--storage", str(tmp_path), "--name", "mid",
+             "--set", "epochs=5", "--set", "checkpoint_every=2"], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     killed = marker.read_text().strip()
     study = tmp_path / "mid"

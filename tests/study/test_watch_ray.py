@@ -140,9 +140,10 @@ def test_tensorboard_events_hold_test_top1_for_every_evaluated_epoch(study):
     results = _results(study["path"])
     assert len(results) == 2
     for t in results.values():
-        runs = [p.parent for p in t["dir"].glob("*/events.out.tfevents.*")]
-        assert len(runs) == 1, runs
-        assert re.fullmatch(r"(CE|ELM\+DRW_lam0\.5)_seed0", runs[0].name), runs[0].name
+        runs = [p.parent for p in t["dir"].glob("events.out.tfevents.*")]
+        assert len(runs) == 1 and not list(t["dir"].glob("*/events.out.tfevents.*")), runs
+        # the trial folder, TensorBoard's run name, says what the trial is
+        assert re.fullmatch(r"(CE|ELM\+DRW_lam0\.5)_seed0_\w+_\d{5}", runs[0].name), runs[0].name
         acc = EventAccumulator(str(runs[0]))
         acc.Reload()
         assert {"test/top1", "test/few", "train/loss"} <= set(acc.Tags()["scalars"])
@@ -163,6 +164,12 @@ def test_mlflow_has_one_run_per_trial_with_params_and_history(study):
     runs = every[every["tags.kind"] != "study"]
     assert len(parent) == 1 and len(runs) == 2
     assert set(runs["tags.mlflow.parentRunId"]) == {parent["run_id"].iloc[0]}
+    # the study's run holds the study record and its report, as analysis writes it
+    client = mlflow.MlflowClient(uri)
+    stored = {a.path for a in client.list_artifacts(parent["run_id"].iloc[0])}
+    assert {"study.json", "report"} <= stored, stored
+    report = {a.path for a in client.list_artifacts(parent["run_id"].iloc[0], "report")}
+    assert {"report/report.html", "report/report.md", "report/summary.csv"} <= report, report
     assert set(runs["tags.trial_id"]) == set(results)
     assert set(runs["tags.method_label"]) == LABELS
     assert set(runs["tags.study"]) == {NAME}
