@@ -93,7 +93,14 @@ def study_shots(study: Path) -> int:
                    check=True)
     page = (study / "report" / "report.html").resolve().as_uri()
     shoot(page, HERE / "report_top.png", "1280,1000", 3000)
-    shoot(page + "#fig-per_class", HERE / "report_figure.png", "1280,1000", 3000)
+    # one figure with the report's styles (a #fragment shot of the long page came out blank)
+    text = (study / "report" / "report.html").read_text()
+    style = "".join(re.findall(r"<style.*?</style>", text, re.S))
+    fig = re.search(r'<figure id="fig-per_class">.*?</figure>', text, re.S).group(0)
+    one = Path(tempfile.mkdtemp(prefix="fig")) / "figure.html"
+    one.write_text(f'<!doctype html><html><head><meta charset="utf-8">{style}</head>'
+                   f"<body><main>{fig}</main></body></html>")
+    shoot(one.as_uri(), HERE / "report_figure.png", "1280,760", 5000)
     tensorboard(study, env)
     import nbformat
     from nbclient import NotebookClient
