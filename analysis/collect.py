@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from trainables.config import LOSS_HPARAMS
-from trainables.results import (FINISHED, epoch_rows, one_per_key, read_results,  # noqa: F401
-                                study_trials,
-                                trial_dirs, trial_state, tune_statuses)
+from trainables.results import (FINISHED, decoupled_runs, epoch_rows,  # noqa: F401
+                                one_per_key, read_results, study_trials, trial_dirs,
+                                trial_state, tune_statuses)
 
 # result keys copied to the one-row-per-trial table (the rest stays in load_curves)
 _FINAL_KEYS = ("test_top1", "test_top3", "test_top5", "test_many", "test_medium", "test_few",
@@ -91,9 +91,6 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFra
 
     def derived(stage1: dict, method: str, metrics: dict, **extra) -> dict:
         row = {k: v for k, v in stage1.items() if not k.startswith(_METRIC_PREFIXES)}
-        row.update({k: None for k in _FINAL_KEYS if k not in ("method", "node",
-                                                              "package_version",
-                                                              "git_commit", "git_diff_sha")})
         row.update(metrics)
         row.update({"method": method, "status": "terminated", "run": None,
                     "derived_from": stage1["trial_id"], "trial_id": f"{stage1['trial_id']}:"
@@ -101,16 +98,15 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFra
                     "final_top1": metrics.get("test_top1"), **extra})
         return row
 
-    for d in sorted((path / "decoupled").glob("*/")):
-        evals = [r for r in read_results(d) if "test_top1" in r]
+    for d, results in decoupled_runs(path):
         stage1 = by_id.get(d.name.rsplit("_", 1)[0])
-        if not (evals and evals[-1].get("done") and stage1):
+        if stage1 is None:
             continue
-        final = evals[-1]
+        final = [r for r in results if "test_top1" in r][-1]
         rows.append(derived(stage1, final["method"],
                             {k: final.get(k) for k in _FINAL_KEYS if k.startswith("test_")},
                             train_time_s=sum(r.get("train_time_s", 0.0) or 0.0
-                                             for r in read_results(d))))
+                                             for r in results)))
     try:
         posthoc = json.loads((path / "posthoc.json").read_text())
     except (OSError, ValueError):

@@ -22,15 +22,13 @@ import numpy as np
 def final_rows(study) -> dict[str, list[dict]]:
     """method label -> the final evaluation rows of its finished trials, then of the finished
     decoupled (cRT/LWS) runs under STUDY/decoupled/."""
-    from trainables.results import one_per_key, read_results, study_trials
+    from trainables.results import decoupled_runs, one_per_key, study_trials
+    finals = [[r for r in t["epochs"] if "test_top1" in r] for t in
+              one_per_key(study_trials(study)) if t["status"] == "terminated"]
+    finals += [[r for r in rows if "test_top1" in r] for _, rows in decoupled_runs(study)]
     by: dict[str, list[dict]] = {}
-    for t in one_per_key(study_trials(study)):
-        evals = [r for r in t["epochs"] if "test_top1" in r]
-        if t["status"] == "terminated" and evals:
-            by.setdefault(evals[-1].get("method", "?"), []).append(evals[-1])
-    for d in sorted((Path(study) / "decoupled").glob("*/")):
-        evals = [r for r in read_results(d) if "test_top1" in r]
-        if evals and evals[-1].get("done"):
+    for evals in finals:
+        if evals:
             by.setdefault(evals[-1].get("method", "?"), []).append(evals[-1])
     return by
 

@@ -1,9 +1,9 @@
 """Where else a study's numbers go: TensorBoard always, MLflow and W&B on request.
 
 * TensorBoard: one event file per trial in its trial folder, which is named after the method,
-  seed and trial id (``ELM+DRW_lam0.5_seed1_261bc_00003``: TensorBoard's run name), scalars ``test/top1``, ``test/many``,
-  ``test/medium``, ``test/few``, ``train/loss``, ``train/top1``, ``train/lr``... stepped by
-  epoch, and the method's hyper-parameters in the HParams tab. ``tensorboard --logdir STUDY``.
+  seed and trial id (``ELM+DRW_lam0.5_seed1_261bc_00003``: TensorBoard's run name), scalars
+  ``test/top1``, ``test/many``, ``test/medium``, ``test/few``, ``train/loss``, ``train/top1``,
+  ``train/lr``... stepped by epoch, and the method's hyper-parameters in the HParams tab. ``tensorboard --logdir STUDY``.
 * ``--log mlflow[=URI]``: Ray's MLflow callback with a file-backed store (default
   ``sqlite:///<study>/mlflow.db``, no server): one run per trial named after it, the resolved
   TrialConfig as params, per-epoch metrics (``test_top1``...) and tags study/method/seed,

@@ -181,7 +181,7 @@ def run_for_study(study: str, method: str, losses=("ce",), device: str = "cpu") 
     import json
 
     from trainables.jsonio import dumps_strict
-    from trainables.results import one_per_key, study_trials
+    from trainables.results import DECOUPLED_DIR, one_per_key, study_trials
     done = []
     for t in one_per_key(study_trials(study)):
         c = t["config"]
@@ -189,7 +189,7 @@ def run_for_study(study: str, method: str, losses=("ce",), device: str = "cpu") 
             continue
         cfg = TrialConfig.from_dict({**c, "device": device, "decouple": method,
                                      "stage1": str(t["trial_dir"])})
-        out = Path(study) / "decoupled" / f"{t['trial_id']}_{method}"
+        out = Path(study) / DECOUPLED_DIR / f"{t['trial_id']}_{method}"
         out.mkdir(parents=True, exist_ok=True)
         trainer = DecoupledTrainer(cfg)
         with open(out / "result.json", "w") as f:

@@ -75,6 +75,21 @@ def read_results(trial_dir: Path) -> list[dict]:
     return parse_json_lines(path.read_text()) if path.exists() else []
 
 
+DECOUPLED_DIR = "decoupled"    # STUDY/decoupled/<stage-1 trial id>_<crt|lws>/ (trainables.decoupled)
+
+
+def decoupled_runs(study: str | Path) -> list[tuple[Path, list[dict]]]:
+    """The finished decoupled (cRT/LWS) runs of a study: (folder, every reported row), in
+    folder order; a run whose last evaluation is not ``done`` is left out."""
+    out = []
+    for d in sorted((Path(study) / DECOUPLED_DIR).glob("*/")):
+        rows = read_results(d)
+        evals = [r for r in rows if "test_top1" in r]
+        if evals and evals[-1].get("done"):
+            out.append((d, rows))
+    return out
+
+
 def epoch_rows(results: list[dict]) -> list[dict]:
     """One row per epoch, in epoch order: an epoch retrained after a retry from an older
     checkpoint is reported twice, and the later row is the one the final model went through."""
