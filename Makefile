@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test demo bench profile gpu-check clean notebooks
+.PHONY: setup test demo bench profile gpu-check clean notebooks system-deps fashion-mnist
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,15 @@ fashion-mnist:
 	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null))) || \
 	  echo "Fashion-MNIST not under $(FMNIST): it will be downloaded by torchvision into ./data"
+
+# What the tests need that pip cannot install: headless Chromium (the report is opened in a
+# real browser) and Debian's Fashion-MNIST (the real-data reader test). Only where apt and
+# root exist (CI, the project's VMs); elsewhere those tests skip and say why.
+system-deps: fashion-mnist
+	@command -v chromium >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))) || \
+	  echo "chromium not installed: the report-in-a-browser test will skip"
 
 demo: $(STAMP) fashion-mnist
 	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m study run quickstart --download --resume
