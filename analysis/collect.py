@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from trainables.config import LOSS_HPARAMS
-from trainables.results import (FINISHED, decoupled_runs, epoch_rows,  # noqa: F401
-                                one_per_key, read_results, study_trials, trial_dirs,
-                                trial_state, tune_statuses)
+from trainables.results import (FINISHED, POSTHOC_FILE, STUDY_FILE, decoupled_runs,
+                                note_damage, one_per_key, study_trials)
+# re-exported: notebooks and tests read a study's folders and rows from here
+from trainables.results import read_results, trial_dirs  # noqa: F401
 
 # result keys copied to the one-row-per-trial table (the rest stays in load_curves)
 _FINAL_KEYS = ("test_top1", "test_top3", "test_top5", "test_many", "test_medium", "test_few",
@@ -55,11 +56,13 @@ def _row(t: dict, study: str) -> dict:
     return row
 
 
-def load_study(path: str | Path, *, every_run: bool = False) -> pd.DataFrame:
+def load_study(path: str | Path, *, every_run: bool = False,
+               damage: list | None = None) -> pd.DataFrame:
     """One row per trial key over every run of the study (a key retried or launched again:
     its finished trial); ``every_run=True`` keeps every trial folder instead. Columns: identity
-    (run, trial_key, trial_id), the full config, state, final/best metrics, provenance."""
-    trials = study_trials(path)
+    (run, trial_key, trial_id), the full config, state, final/best metrics, provenance.
+    Damaged files are skipped, each named by one line in ``damage`` (None: on stderr)."""
+    trials = study_trials(path, damage)
     if not every_run:
         trials = one_per_key(trials)
     return pd.DataFrame([_row(t, Path(path).name) for t in trials])
@@ -69,7 +72,8 @@ def load_study(path: str | Path, *, every_run: bool = False) -> pd.DataFrame:
 _METRIC_PREFIXES = ("test_", "val_", "best_", "final_", "train_")
 
 
-def load_derived(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFrame:
+def load_derived(path: str | Path, df: pd.DataFrame | None = None,
+                 damage: list | None = None) -> pd.DataFrame:
     """Methods derived from the study's trials without a Tune trial of their own, in
     ``load_study``'s columns, one row per (method, stage-1 trial):
 
@@ -81,9 +85,8 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFra
 
     Each row copies its stage-1 trial's setting and seed (so it is compared within the right
     setting) and carries ``derived_from`` (that trial's id); ``run`` is empty."""
-    import json
     path = Path(path)
-    df = load_study(path) if df is None else df
+    df = load_study(path, damage=damage) if df is None else df
     if df.empty:
         return pd.DataFrame()
     by_id = {r["trial_id"]: r for r in df.to_dict("records")}
@@ -98,7 +101,7 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFra
                     "final_top1": metrics.get("test_top1"), **extra})
         return row
 
-    for d, results in decoupled_runs(path):
+    for d, results in decoupled_runs(path, damage):
         stage1 = by_id.get(d.name.rsplit("_", 1)[0])
         if stage1 is None:
             continue
@@ -107,10 +110,7 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFra
                             {k: final.get(k) for k in _FINAL_KEYS if k.startswith("test_")},
                             train_time_s=sum(r.get("train_time_s", 0.0) or 0.0
                                              for r in results)))
-    try:
-        posthoc = json.loads((path / "posthoc.json").read_text())
-    except (OSError, ValueError):
-        posthoc = []
+    posthoc = _read_json(path / POSTHOC_FILE, list, damage, "post-hoc rows skipped") or []
     taus: dict[str, list] = {}
     for r in sorted(posthoc, key=lambda r: (str(r.get("method")), r.get("seed") or 0)):
         taus.setdefault(r["method"], []).append(f"{r['tau']:g}")
@@ -125,15 +125,30 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def study_runs(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Which run added which trials: one row per run of ``study.json`` (launched, kept,
-    finished, when, from which file); empty for a folder without study.json."""
+def _read_json(path: Path, kind: type, damage: list | None, lost: str):
+    """A whole-file JSON document of type ``kind``; None if absent; named if unreadable."""
     import json
     try:
-        runs = json.loads((Path(path) / "study.json").read_text()).get("runs") or []
-    except (OSError, ValueError):
-        runs = []
-    df = load_study(path) if df is None else df
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        note_damage(damage, path, f"not readable JSON ({getattr(e, 'strerror', None) or e}); "
+                    f"{lost}")
+        return None
+    if not isinstance(data, kind):
+        note_damage(damage, path, f"holds a {type(data).__name__}, not a {kind.__name__}; {lost}")
+        return None
+    return data
+
+
+def study_runs(path: str | Path, df: pd.DataFrame | None = None,
+               damage: list | None = None) -> pd.DataFrame:
+    """Which run added which trials: one row per run of ``study.json`` (launched, kept,
+    finished, when, from which file); empty for a folder without study.json."""
+    meta = _read_json(Path(path) / STUDY_FILE, dict, damage, "no runs listed")
+    runs = (meta or {}).get("runs") or []
+    df = load_study(path, damage=damage) if df is None else df
     rows = []
     for r in runs:
         mine = df[df["run"] == r["run"]] if len(df) else df
@@ -145,11 +160,12 @@ def study_runs(path: str | Path, df: pd.DataFrame | None = None) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def load_curves(path: str | Path, *, every_run: bool = False) -> pd.DataFrame:
+def load_curves(path: str | Path, *, every_run: bool = False,
+                damage: list | None = None) -> pd.DataFrame:
     """Per-epoch metrics of every trial (one per key unless ``every_run``), long format
-    (trial_id, epoch, metric, value)."""
+    (trial_id, epoch, metric, value); damaged files as in :func:`load_study`."""
     rows = []
-    trials = study_trials(path)
+    trials = study_trials(path, damage)
     for t in (trials if every_run else one_per_key(trials)):
         for r in t["epochs"]:
             for k, v in r.items():

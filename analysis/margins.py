@@ -6,26 +6,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainables.checkpoints import CHECKPOINT_FILE, newest_good_in
 from trainables.losses import class_margins
 from trainables.losses.margin import hardest_negative
-from trainables.trainable import CHECKPOINT_FILE
 
 
 def latest_checkpoint(trial_dir) -> Path:
-    """The newest checkpoint of a trial folder (Tune's ``checkpoint_NNNNNN`` folders)."""
-    found = sorted(Path(trial_dir).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
-    if not found:
-        raise FileNotFoundError(f"no checkpoint_*/{CHECKPOINT_FILE} under {trial_dir}")
-    return found[-1]
+    """The newest good checkpoint of a trial folder (trainables.checkpoints.newest_good_in)."""
+    found = newest_good_in(trial_dir)
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint_*/{CHECKPOINT_FILE} that loads under {trial_dir}")
+    return found[0]
 
 
 @torch.inference_mode()
 def forward_split(checkpoint, split: str = "train", limit: int | None = None,
-                  device: str = "cpu"):
+                  device: str = "cpu", sample: int | None = None):
     """(logits, features, labels, class_counts, config) of a checkpoint's model on a split
-    ('train' without augmentation, or 'test')."""
+    ('train' without augmentation, or 'test'); ``limit``: its first images, ``sample``: a
+    fixed random subset of that many (in split order; the split is sorted by class)."""
     from trainables.config import TrialConfig
-    from trainables.engine import Trainer, load_checkpoint
+    from trainables.checkpoints import load_checkpoint
+    from trainables.engine import Trainer
     state = load_checkpoint(checkpoint)
     cfg = TrialConfig.from_dict({**state["config"], "device": device})
     trainer = Trainer(cfg)
@@ -35,6 +37,10 @@ def forward_split(checkpoint, split: str = "train", limit: int | None = None,
         (trainer.data.test_x, trainer.data.test_y)
     if limit is not None:
         x, y = x[:limit], y[:limit]
+    if sample is not None and sample < len(y):
+        keep = np.sort(np.random.default_rng(0).choice(len(y), sample, replace=False))
+        keep = torch.from_numpy(keep).to(y.device)
+        x, y = x[keep], y[keep]
     from trainables.data.build import eval_batch_size
     loader = trainer.eval_loaders["test"].__class__(
         x, y, eval_batch_size(cfg, trainer.device), trainer.data.mean, trainer.data.std,

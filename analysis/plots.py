@@ -12,10 +12,12 @@ import pandas as pd
 
 from analysis import style
 from analysis.aggregate import aggregate
+from trainables.methods import ELM_FAMILY, base_label
 
-ELM_SERIES = ((("elm", False), "ELM"), (("elm", True), "ELM + DRW"),
-              (("elm_wo_dy", False), "ELM w/o Δy"), (("elm_wo_dy", True), "ELM w/o Δy + DRW"))
-LDAM_BANDS = ((False, "LDAM"), (True, "LDAM + DRW"))
+# the λ ablation: one line per ELM-family loss and DRW setting, LDAM as the λ = 0 reference
+ELM_SERIES = tuple(((loss, drw), base_label(loss, drw)) for loss in ELM_FAMILY
+                   for drw in (False, True))
+LDAM_BANDS = tuple((drw, base_label("ldam", drw)) for drw in (False, True))
 
 
 def _done(df: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +155,8 @@ def shot_groups(df: pd.DataFrame, out, colours=None) -> Path:
     ax.set_xticks(np.arange(len(groups)),
                   [f"{g.split('_')[1]}-shot" for g in groups])
     ax.set_ylabel("mean class accuracy (%)")
-    ax.set_title("accuracy by shot group (many > 100, few < 20 training images)")
+    from trainables.metrics import FEW_SHOT, MANY_SHOT
+    ax.set_title(f"accuracy by shot group (many > {MANY_SHOT}, few < {FEW_SHOT} training images)")
     style.legend(fig, ax)
     return style.save(fig, out)
 
@@ -197,27 +200,14 @@ def effective_margins(margins: dict, out, colours=None) -> Path:
     return style.save(fig, out)
 
 
-def _project_2d(x: np.ndarray):
-    """UMAP if installed, else t-SNE (scikit-learn), else PCA (numpy); and its name."""
-    try:
-        import umap
-        return umap.UMAP(random_state=0).fit_transform(x), "UMAP"
-    except ImportError:
-        pass
-    try:
-        from sklearn.manifold import TSNE
-        return TSNE(n_components=2, random_state=0, init="pca",
-                    perplexity=min(30, max(2, len(x) // 4))).fit_transform(x), "t-SNE"
-    except ImportError:
-        xc = x - x.mean(0)
-        return xc @ np.linalg.svd(xc, full_matrices=False)[2][:2].T, "PCA"
-
-
 def embedding(features: np.ndarray, labels: np.ndarray, out, title: str = "",
-              class_names=None) -> Path:
+              class_names=None, projection: str = "umap") -> Path:
     """2-D embedding of penultimate features, one colour per class (named when given);
-    the projection used is written in the title."""
-    xy, how = _project_2d(np.asarray(features, dtype=np.float64))
+    UMAP unless ``projection='pca'`` is asked for (a missing umap-learn is an error naming
+    it, never a silent fallback), written in the title. One panel per method:
+    analysis.embedding.feature_embedding."""
+    from analysis.embedding import project_2d
+    xy, how = project_2d(features, projection), projection.upper()
     labels = np.asarray(labels)
     classes = sorted(set(labels.tolist()))
     fig, ax = style.figure(figsize=(5.5, 5))

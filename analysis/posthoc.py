@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from trainables.checkpoints import CHECKPOINT_FILE, newest_good_in
+from trainables.losses.weights import log_prior
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
 
 TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))     # 0.0, 0.1, ..., 2.0
@@ -36,11 +38,6 @@ TABLE_KEYS = ("top1", "many", "medium", "few", "macro_f1", "ece")   # stored per
 # =========================================================================================
 # the two adjustments (pure functions: tested on their own)
 # =========================================================================================
-def log_prior(counts) -> torch.Tensor:
-    c = torch.as_tensor(counts, dtype=torch.float64)
-    return c.log() - c.sum().log()
-
-
 def la_logits(z: torch.Tensor, counts, tau: float) -> torch.Tensor:
     """Post-hoc logit adjustment: z_j − τ·log π_j (argmax is the adjusted prediction)."""
     return z.double() - tau * log_prior(counts).to(z.device)
@@ -81,17 +78,13 @@ def choose_tau(val_logits_of, y_val, counts, grid=TAU_GRID) -> tuple[float, floa
 # =========================================================================================
 # from a trial folder
 # =========================================================================================
-def final_checkpoint(trial_dir: Path) -> Path | None:
-    found = sorted(Path(trial_dir).glob("checkpoint_*/trial.pt"))
-    return found[-1] if found else None
-
-
 @torch.inference_mode()
-def trial_outputs(cfg, ckpt: Path, device: str) -> dict:
-    """Logits, pooled features and labels of the val and test splits, and the classifier."""
-    from trainables.engine import Trainer, load_checkpoint
+def trial_outputs(cfg, state: dict, device: str) -> dict:
+    """Logits, pooled features and labels of the val and test splits, and the classifier of
+    the checkpoint ``state``."""
+    from trainables.engine import Trainer
     trainer = Trainer(cfg.replace(device=device))
-    trainer.model.load_state_dict(load_checkpoint(ckpt)["model"])
+    trainer.model.load_state_dict(state["model"])
     trainer.model.eval()
     out = {"counts": trainer.data.class_counts,
            "weight": trainer.model.linear.weight.detach().double()}
@@ -110,13 +103,13 @@ def posthoc_rows(trial: dict, device: str = "cpu") -> list[dict]:
     """The post-hoc LA and τ-norm rows of one finished trial."""
     from trainables.config import TrialConfig
     cfg = TrialConfig.from_dict(trial["config"])
-    ckpt = final_checkpoint(trial["trial_dir"])
-    if ckpt is None:
-        raise ValueError(f"{trial['trial_dir']}: no checkpoint_*/trial.pt to adjust")
+    found = newest_good_in(trial["trial_dir"])
+    if found is None:
+        raise ValueError(f"{trial['trial_dir']}: no checkpoint_*/{CHECKPOINT_FILE} to adjust")
     if cfg.val_fraction <= 0:
         raise ValueError(f"{trial['trial_dir']}: val_fraction is 0; post-hoc τ is chosen on a "
                          "validation split held out from TRAIN: run with val_fraction > 0")
-    o = trial_outputs(cfg, ckpt, device)
+    o = trial_outputs(cfg, found[1], device)
     counts, (zv, hv, yv), (zt, ht, yt) = o["counts"], o["val"], o["test"]
     base = _label(trial)
     rows = []
@@ -151,7 +144,7 @@ def run(study: str, losses=("ce",), device: str = "cpu"):
     from analysis.summary import summary
     from trainables.config import TrialConfig
     from trainables.jsonio import dumps_strict
-    from trainables.results import one_per_key, study_trials
+    from trainables.results import POSTHOC_FILE, one_per_key, study_trials
     rows = []
     for t in one_per_key(study_trials(study)):
         loss = t["config"].get("loss")
@@ -161,7 +154,7 @@ def run(study: str, losses=("ce",), device: str = "cpu"):
             print(f"{t['trial_id']}: cosine head, already normalised: no τ-norm/LA post-hoc")
             continue
         rows += posthoc_rows(t, device)
-    (Path(study) / "posthoc.json").write_text(dumps_strict(rows, indent=1))
+    (Path(study) / POSTHOC_FILE).write_text(dumps_strict(rows, indent=1))
     df = load_study(study)
     table, _, _ = summary(pd.concat([df, load_derived(study, df)], ignore_index=True))
     return rows, table

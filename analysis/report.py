@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import diagnostics, page, plots, summary, tables
+from analysis import diagnostics, embedding, page, plots, summary, tables
 from analysis.collect import load_curves, load_derived, load_study, study_runs
-from trainables.results import trial_dirs
+from trainables.methods import ELM_FAMILY
+from trainables.results import STUDY_FILE, trial_dirs
 
 PROG = "python -m analysis"
-STUDY_FILE = "study.json"       # the study's own record (study/store.py writes it)
 
 CAPTIONS = {
     "lambda_ablation": "Does ELM beat LDAM, and for which λ? Points above the dashed LDAM "
@@ -46,6 +46,12 @@ CAPTIONS = {
                                 "precision and recall (mean over seeds) against the class's "
                                 "training size: a re-balancing method lifts recall on the "
                                 "left and pays with precision there.",
+    "embedding": "What the network learned to see (the paper's Figure 3): UMAP (umap-learn, "
+                 "15 neighbours, min_dist 0.1, random_state 0) of the 64-d penultimate-layer "
+                 "features of up to 2,000 training images (a fixed random subset, no "
+                 "augmentation), from each method's final checkpoint of its lowest seed; one "
+                 "colour per class. Tight, separate clusters for the tail classes are what a "
+                 "margin loss is meant to give.",
 }
 
 
@@ -98,11 +104,12 @@ def check_out(out: Path) -> None:
         raise AnalysisError(f"cannot write the report to {out}: {e.strerror or e}") from None
 
 
-def _figures(df, curves, out, colours, study) -> list[tuple[str, Path, str]]:
-    """(title, png, caption) of each figure the study has data for."""
+def _figures(df, curves, out, colours, study, trials=None) -> list[tuple[str, Path, str]]:
+    """(title, png, caption) of each figure the study has data for; ``trials``: the study's
+    own trials (no derived rows), whose checkpoints the feature embedding reads."""
     figs = []
     col = lambda name: df[name] if name in df else pd.Series(dtype=object)  # noqa: E731
-    if col("loss").isin(["elm", "elm_wo_dy"]).any() and col("lam").nunique() >= 2:
+    if col("loss").isin(ELM_FAMILY).any() and col("lam").nunique() >= 2:
         figs.append(("λ ablation", plots.lambda_ablation(df, out / "lambda_ablation",
                                                            colours=colours)))
     if col("max_m").nunique() > 1 and col("s").nunique() > 1:
@@ -119,6 +126,9 @@ def _figures(df, curves, out, colours, study) -> list[tuple[str, Path, str]]:
     titles = {"reliability": "Reliability diagrams", "confusion": "Confusion matrices",
               "precision_recall_vs_size": "Per-class precision and recall by class size"}
     figs += [(titles[p.stem], p) for p in diagnostics.report_figures(study, out, colours)]
+    emb = embedding.report_embedding(trials, out) if trials is not None else None
+    if emb is not None:
+        figs.append(("Feature embedding (UMAP)", emb))
     return [(t, p, CAPTIONS[p.stem]) for t, p in figs]
 
 
@@ -175,17 +185,24 @@ def build_report(study, out=None) -> Path:
     check_packages()
     out = Path(out) if out else study / "report"
     check_out(out)
-    df, curves = load_study(study), load_curves(study)
+    damage: list[str] = []        # one line per damaged file: printed, and a section
+    df, curves = load_study(study, damage=damage), load_curves(study, damage=[])
     if df.empty:
         raise AnalysisError(f"study {study} holds no trials yet (none has started)")
-    derived = load_derived(study, df)      # cRT/LWS runs, post-hoc LA / τ-norm: extra rows
+    try:                                   # before anything is written
+        if embedding.panel_trials(df):
+            embedding.require_umap()
+    except embedding.MissingPackage as e:
+        raise AnalysisError(str(e)) from None
+    derived = load_derived(study, df, damage)  # cRT/LWS runs, post-hoc LA / τ-norm: extras
     with_derived = pd.concat([df, derived], ignore_index=True) if len(derived) else df
     shown, means, incomplete = summary.summary(with_derived)
     best = summary.best_mask(shown, means) if len(shown) else None
     verdicts = summary.verdicts(df)
     verdicts.to_csv(out / "verdicts.csv", index=False)
     verdicts = summary.verdict_display(verdicts)
-    figs = _figures(with_derived, curves, out, plots.study_colours(with_derived), study)
+    figs = _figures(with_derived, curves, out, plots.study_colours(with_derived), study,
+                    trials=df)
     layouts = _layout_tables(df, out)
     header = _header(study, df, derived)
     md = [f"# Study `{study.name}`", "", header, "", "## Verdicts", ""]
@@ -214,7 +231,15 @@ def build_report(study, out=None) -> Path:
                          f"{html.escape(flag)}</span></p>"
                          + page.styled_table(shown, best=best, incomplete=incomplete,
                                              cls="summary", uid="summary")))
-    runs = study_runs(study, df)
+    runs = study_runs(study, df, damage)
+    if damage:        # named, not fatal: the report is built from the intact files
+        for line in damage:
+            print(line, file=sys.stderr, flush=True)
+        note = "Skipped while reading the study (the rest of this report is built without them):"
+        md += ["## Damaged files", "", note, "", *(f"- `{line}`" for line in damage), ""]
+        sections.append(("damaged", "Damaged files", f'<p class="note">{html.escape(note)}</p>'
+                         "<ul>" + "".join(f"<li><code>{html.escape(line)}</code></li>"
+                                          for line in damage) + "</ul>"))
     if len(runs):     # provenance: which run (and study file) added which trials
         md += ["## Runs", "", runs.to_markdown(index=False), ""]
         sections.append(("runs", "Runs", page.styled_table(runs.astype(str), cls="runs",

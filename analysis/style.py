@@ -40,12 +40,6 @@ class ClippedFigure(RuntimeError):
 def class_names(dataset: str, num_classes: int) -> list[str]:
     """Names of the classes of ``dataset`` in label order; indices where it has none."""
     names = CLASS_NAMES.get(dataset)
-    if names is None:        # a registry entry may carry its own names
-        try:
-            from trainables.data.registry import get_dataset
-            names = getattr(get_dataset(dataset), "class_names", None)
-        except ValueError:
-            names = None
     if names is None or len(names) != num_classes:
         return [str(i) for i in range(num_classes)]
     return list(names)

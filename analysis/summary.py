@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis.aggregate import aggregate, config_keys, paired_difference
 from analysis.tables import paper_table1, paper_table23
+from trainables.methods import ELM_FAMILY, base_label
 
 SETTING = ("dataset", "imb_type", "ratio")
 PARAMS = (("lam", "λ"), ("max_m", "max margin M"), ("s", "scale s"))
@@ -116,14 +117,14 @@ def _pairs(methods: list[str], losses: dict, drws: dict) -> list[tuple[str, str]
     """The comparisons that matter: each ELM-family method against the LDAM baseline with
     the same DRW setting (the paper's claim) and against CE; without ELM, each method
     against CE."""
-    elm = [m for m in methods if losses[m] in ("elm", "elm_wo_dy")]
+    elm = [m for m in methods if losses[m] in ELM_FAMILY]
     pairs = []
     for m in elm or [m for m in methods if losses[m] != "ce"]:
-        base = "LDAM + DRW" if drws[m] else "LDAM"
+        base = base_label("ldam", drws[m])
         if base in methods:
             pairs.append((m, base))
-        if "CE" in methods:
-            pairs.append((m, "CE"))
+        if base_label("ce") in methods:
+            pairs.append((m, base_label("ce")))
     return pairs
 
 

@@ -3,7 +3,7 @@
     python bench/ddp_scaling.py [--workers 1,2,4,8] [--steps 20] [--warmup 5] [--json out.json]
 
 Each N runs the project's engine exactly as a ``workers_per_trial=N`` trial does (Trainer with
-a trainables.distributed.Dist hook: sharded global batch, DDP, all-reduced loss state), in N
+a trainables.dist.Dist hook: sharded global batch, DDP, all-reduced loss state), in N
 local processes (torch.multiprocessing; NCCL, one GPU each). Ray is left out on purpose: it
 only starts the workers, and this measures the steady-state step. The global batch stays
 --batch (256, docs/recipe.md), so N workers each compute batch/N images per step (strong scaling, as
@@ -79,7 +79,7 @@ def synthetic_data(n_images: int, size: int, classes: int = 1000) -> TrialData:
 def worker(rank: int, world: int, port: int, args, out: str) -> None:
     import torch.distributed as tdist
 
-    from trainables.distributed import Dist
+    from trainables.dist import Dist
     from trainables.engine import Trainer
     dev = torch.device("cpu") if args.cpu else torch.device("cuda", rank)
     if not args.cpu:

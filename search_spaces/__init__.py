@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search_spaces.base import StudySpace, apply_changes, build_space, expand_grid, grid
+from search_spaces.base import StudySpace, expand_grid, grid
+from search_spaces.resolve import apply_changes, build_space
 from search_spaces.studyfile import (Context, StudyFileError, check_search_settings,
                                      read_study_file)
 
@@ -34,12 +35,14 @@ def resolve_source(name_or_path: str) -> Path:
 
 
 def get_space(name_or_path: str, *, epochs=None, seeds=None, overrides=None, axes=None,
-              **options) -> StudySpace:
+              max_trials: int | None = None, **options) -> StudySpace:
     """Read a study (by name or file), apply ``--epochs/--seeds/--set/--grid/--option`` and
     build it. ``options``: a search's ``num_samples``/``sampler``/``seed``; a TrialConfig field
-    there acts as ``--set`` (the older spelling). Errors are StudyFileErrors naming the key."""
+    there acts as ``--set`` (the older spelling). Errors are StudyFileErrors naming the key.
+    ``max_trials`` (``--max-trials``; None: $ELM_STUDY_MAX_TRIALS or 100,000) bounds the study's
+    size, counted before anything is expanded (:mod:`search_spaces.limits`)."""
     path = resolve_source(name_or_path)
-    spec = read_study_file(path)
+    spec = read_study_file(path, max_trials)
     overrides = dict(overrides or {})
     for k, v in options.items():
         if "search" in spec and k in SEARCH_OPTIONS:
@@ -51,10 +54,11 @@ def get_space(name_or_path: str, *, epochs=None, seeds=None, overrides=None, axe
             raise StudyFileError(f"study '{spec['name']}' has no option {k!r}; its options: "
                                  f"{valid + ['any TrialConfig field'] }")
     if "search" in spec:       # what --option changed is checked like the file's own values
-        check_search_settings(Context(str(path)).at("--option"), spec["search"])
+        check_search_settings(Context(str(path), max_trials=max_trials).at("--option"),
+                              spec["search"])
     spec = apply_changes(spec, epochs=epochs, seeds=seeds, overrides=overrides, axes=axes,
-                         source=str(path))
-    return build_space(spec, str(path))
+                         source=str(path), max_trials=max_trials)
+    return build_space(spec, str(path), max_trials)
 
 
 def _config_fields() -> set:

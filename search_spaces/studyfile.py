@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from search_spaces.limits import MAX_FILE_BYTES, max_trials, too_many, yaml_nodes
 from trainables.config import LOSS_HPARAMS, TrialConfig, parse_value
 
 TOP_KEYS = ("description", "base", "methods", "grid", "resources", "search", "scheduler")
@@ -66,13 +67,25 @@ def _fields() -> dict[str, dataclasses.Field]:
 
 
 class Context:
-    """Where a value came from, for error messages: ``Context(file).at('grid', 'ratio')``."""
+    """Where a value came from, for error messages: ``Context(file).at('grid', 'ratio')``;
+    ``max_trials`` (``--max-trials``; None: the environment's or the default) bounds every size
+    read in that context (:mod:`search_spaces.limits`)."""
 
-    def __init__(self, source: str, path: tuple = ()):
-        self.source, self.path = source, path
+    def __init__(self, source: str, path: tuple = (), max_trials: int | None = None):
+        self.source, self.path, self.max_trials = source, path, max_trials
 
     def at(self, *keys) -> Context:
-        return Context(self.source, self.path + keys)
+        return Context(self.source, self.path + keys, self.max_trials)
+
+    @property
+    def limit(self) -> int:
+        return max_trials(self.max_trials)
+
+    def check_size(self, what: str, n: int, unit: str = "values") -> None:
+        """Refuse ``n`` values (or trials) past the limit, before they are built."""
+        msg = too_many(what, n, self.limit, unit)
+        if msg:
+            self.fail(msg)
 
     def where(self) -> str:
         text = ""
@@ -120,6 +133,7 @@ def axis_values(ctx: Context, name: str, value: Any) -> list:
     if isinstance(value, str):
         values = parse_range(ctx, value)
     elif isinstance(value, list):
+        ctx.check_size("the list has", len(value))
         values = value
     else:
         values = [value]
@@ -136,30 +150,55 @@ def parse_range(ctx: Context, text: str) -> list:
     """``a..b`` (integers) or ``start:stop:step`` (exact decimals), both ends included, or
     ``v1,v2,...`` (the command line's lists); anything else is one value."""
     if "," in text:      # the command line's v1,v2,... (each may be a range itself)
-        return [v for part in text.split(",") if part.strip()
-                for v in parse_range(ctx, part.strip())]
+        out: list = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            ctx.check_size(f"{text[:60]!r} has", len(out) + range_length(ctx, part))
+            out += parse_range(ctx, part)
+        return out
+    n = range_length(ctx, text)
     m = _INT_RANGE_RE.match(text)
     if m:
-        lo, hi = int(m.group(1)), int(m.group(2))
-        if lo > hi:
-            ctx.fail(f"range {text!r} is empty ({lo} > {hi})")
-        return list(range(lo, hi + 1))
+        lo = int(m.group(1))
+        return list(range(lo, lo + n))
     if text.count(":") == 2:
-        try:
-            start, stop, step = (Decimal(p.strip()) for p in text.split(":"))
-        except InvalidOperation:
-            ctx.fail(f"malformed range {text!r}; write start:stop:step, e.g. 0:1.5:0.1")
-        if step <= 0 or stop < start:
-            ctx.fail(f"malformed range {text!r}: needs step > 0 and start <= stop")
-        count = (stop - start) / step
-        if count != count.to_integral_value():
-            ctx.fail(f"range {text!r}: step {step} does not land on {stop}")
-        vals = [start + i * step for i in range(int(count) + 1)]
+        start, _, step = (Decimal(p.strip()) for p in text.split(":"))
+        vals = [start + i * step for i in range(n)]
         return [int(v) if v == v.to_integral_value() and "." not in text else float(v)
                 for v in vals]
     if ".." in text or text.count(":") == 1:
         ctx.fail(f"malformed range {text!r}; write a..b (integers) or start:stop:step")
     return [text]
+
+
+def range_length(ctx: Context, text: str) -> int:
+    """How many values the range ``text`` holds (1 for a plain value), counted from its ends
+    and step without building it; a malformed range, or one longer than the limit, fails."""
+    m = _INT_RANGE_RE.match(text)
+    if m:
+        try:
+            lo, hi = int(m.group(1)), int(m.group(2))
+        except ValueError:    # past Python's 4300-digit int parsing limit
+            ctx.fail(f"range {text[:60]!r}...: an end has too many digits")
+        if lo > hi:
+            ctx.fail(f"range {text!r} is empty ({lo} > {hi})")
+        n = hi - lo + 1
+    elif text.count(":") == 2:
+        try:
+            start, stop, step = (Decimal(p.strip()) for p in text.split(":"))
+            if not (step > 0 and stop >= start) or not all(
+                    d.is_finite() for d in (start, stop, step)):
+                ctx.fail(f"malformed range {text!r}: needs step > 0 and start <= stop")
+            count = (stop - start) / step
+            if count != count.to_integral_value():
+                ctx.fail(f"range {text!r}: step {step} does not land on {stop}")
+        except DecimalException:    # unreadable, or too large/small for exact decimals
+            ctx.fail(f"malformed range {text!r}; write start:stop:step, e.g. 0:1.5:0.1")
+        # compared as a Decimal first: int() of 1E+999999 would take long
+        n = int(count) + 1 if count < 10 ** 30 else 10 ** min(count.adjusted(), 10_000)
+    else:
+        return 1
+    ctx.check_size(f"range {text!r} has", n)
+    return n
 
 
 def parse_method(ctx: Context, item: Any) -> dict:
@@ -225,20 +264,40 @@ def parse_distribution(ctx: Context, name: str, text: Any):
 # =========================================================================================
 # the file
 # =========================================================================================
-def read_study_file(path: str | Path) -> dict:
+def read_study_file(path: str | Path, max_trials: int | None = None) -> dict:
     """Parse and check a study file -> a normalised dict (methods as mappings, axes as lists,
     distributions as [kind, args]); the name is the file's stem."""
     path = Path(path)
-    ctx = Context(str(path))
+    ctx = Context(str(path), max_trials=max_trials)
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            ctx.fail(f"{size:,} bytes: a study file is at most {MAX_FILE_BYTES:,} (write long "
+                     f"axes as ranges, a..b or start:stop:step)")
+        data = _load_yaml(path.read_text())
     except OSError as e:
         ctx.fail(f"cannot read ({e.strerror or e})")
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         ctx.fail(f"not valid YAML{at}: {getattr(e, 'problem', None) or e}")
+    except (ValueError, RecursionError) as e:
+        ctx.fail(f"refused: {e if isinstance(e, ValueError) else 'it nests too deeply'}")
     return normalise(ctx, data, path.stem)
+
+
+def _load_yaml(text: str):
+    """yaml.load with _Loader, with the document's size counted (aliases expanded) between
+    composing and constructing it: an alias bomb is refused before anything walks it."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        yaml_nodes(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def normalise(ctx: Context, data: Any, name: str) -> dict:
@@ -250,6 +309,7 @@ def normalise(ctx: Context, data: Any, name: str) -> dict:
     if methods is not None:
         if not isinstance(methods, list) or not methods:
             ctx.at("methods").fail(f"expects a non-empty list of methods, got {methods!r}")
+        ctx.at("methods").check_size("the list has", len(methods))
         spec["methods"] = [parse_method(ctx.at("methods", i), m) for i, m in enumerate(methods)]
     spec["grid"] = {k: axis_values(ctx.at("grid", k), k, v)
                     for k, v in ctx.at("grid").mapping(data.get("grid") or {}).items()}
@@ -296,6 +356,7 @@ def check_search_settings(ctx: Context, out: dict) -> None:
         v = out[k]
         if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k == "num_samples" else 0):
             ctx.at(k).fail(f"expects an integer >= {1 if k == 'num_samples' else 0}, got {v!r}")
+    ctx.at("num_samples").check_size("asks for", out["num_samples"], "trials")
     if out["mode"] not in ("max", "min"):
         ctx.at("mode").fail(f"expects max or min, got {out['mode']!r}")
 

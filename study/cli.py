@@ -12,9 +12,13 @@
            --option KEY=VALUE (a search's num_samples / sampler / seed)
 
 A study is a YAML file (the shipped ones: `elm-study list`; copy one from `elm-study show`).
-`run --into STUDY` adds to an existing study only the trials whose key has no trial there yet.
+`run --into STUDY` adds to an existing study only the trials whose key has no trial there yet;
+resource flags given with it apply to those trials (one line says what changed).
 Everything is validated before Ray starts: bad input exits with code 2 and one line naming
-the file, key or flag, and creates nothing.
+the file, key or flag, and creates nothing. A local study whose one trial needs more CPUs or
+GPUs than this machine has is refused the same way (on a cluster: one warning line). A dry
+run plans without the data (or the machine): it prints the plan, then one line per data
+location the trials would miss and a line if one trial would not fit here, and exits 0.
 """
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
-from study.store import StudyError, locate, read_meta, storage_root, study_dir
+from study.options import ClusterOptions, ConsoleOptions, RunOptions
+from study.store import StudyError, locate, read_meta
 
 DEFAULT_STORAGE = os.environ.get("ELM_STUDY_STORAGE", "./results")
 
@@ -38,12 +44,14 @@ def _parse_kv(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def _parse_seeds(text: str | None) -> list[int] | None:
+def _parse_seeds(text: str | None, max_trials: int | None = None) -> list[int] | None:
     if text is None:
         return None
-    from search_spaces.studyfile import Context, parse_range
+    from search_spaces.studyfile import Context, StudyFileError, parse_range
     try:
-        seeds = [int(s) for s in parse_range(Context("--seeds"), text)]
+        seeds = [int(s) for s in parse_range(Context("--seeds", max_trials=max_trials), text)]
+    except StudyFileError:
+        raise
     except ValueError:
         raise StudyError(f"--seeds expects comma-separated integers or a range a..b, got "
                          f"{text!r}") from None
@@ -67,10 +75,13 @@ def _add_changes(p: argparse.ArgumentParser) -> None:
                    metavar="KEY=VALUE", help="a search setting (num_samples, sampler, seed)")
     p.add_argument("--download", action="store_true",
                    help="let trials download a missing dataset (sets download=true)")
+    p.add_argument("--max-trials", type=int, default=None, metavar="N",
+                   help="refuse a study of more than N trials, counted before it is built "
+                        "(default: $ELM_STUDY_MAX_TRIALS, else 100000)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from search_spaces import SPACES
+    """The whole command line (every subcommand's flags are here, nowhere else)."""
     p = argparse.ArgumentParser(prog="elm-study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,7 +89,33 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print the resolved study: file, trial count, samples")
     _add_changes(show)
     show.add_argument("--samples", type=int, default=5, help="trial configs to print")
+    _add_run(sub)
+    for name, helptext in (("resume", "finish an interrupted study (every run of it)"),
+                           ("status", "trial counts, runs and best so far, read from storage")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("study", help="study name (under --storage) or folder")
+        sp.add_argument("--storage", default=DEFAULT_STORAGE)
+        if name == "resume":
+            sp.add_argument("--address", default="local")
+            sp.add_argument("--dashboard", action="store_true")
+            sp.add_argument("--dashboard-host", default="127.0.0.1")
+    for name in ("run", "resume"):
+        _add_console(sub.choices[name])
+    status = sub.choices["status"]
+    status.add_argument("--watch", action="store_true",
+                        help="refresh from storage until the study ends (Ctrl-C to leave)")
+    status.add_argument("--interval", type=float, default=10.0, metavar="S",
+                        help="seconds between refreshes with --watch (default 10)")
+    od = sub.add_parser("optuna-dashboard",
+                        help="open an Optuna study's database in optuna-dashboard")
+    od.add_argument("study", help="study name (under --storage) or folder")
+    od.add_argument("--storage", default=DEFAULT_STORAGE)
+    od.add_argument("--port", type=int, default=8080)
+    return p
 
+
+def _add_run(sub) -> None:
+    from search_spaces import SPACES
     run = sub.add_parser("run", help="launch a study, or add its missing trials to one",
                          epilog="shipped studies: " + ", ".join(SPACES))
     _add_changes(run)
@@ -90,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="local folder or s3:// / gs:// URI every node can reach")
     run.add_argument("--address", default="local",
                      help="'local' starts Ray here; 'auto' or HOST:PORT joins a running cluster")
+    # resource flags: None = not given (the study file's resources:, else RunOptions' default;
+    # with --into, the study's own value), so that a given flag is never mistaken for a default
     run.add_argument("--cpus-per-trial", type=float, default=None, help="default 1")
     run.add_argument("--gpus-per-trial", type=float, default=None,
                      help="fraction of a GPU per trial (0.25 packs four trials per GPU); "
@@ -106,30 +145,52 @@ def build_parser() -> argparse.ArgumentParser:
                      help="address the dashboard binds to; anything but loopback exposes an "
                           "unauthenticated-by-default control plane")
     run.add_argument("--dry-run", action="store_true",
-                     help="validate everything and print what would run; launch nothing")
+                     help="validate everything and print what would run (and any data it "
+                          "lacks); launch nothing")
     run.add_argument("--force", action="store_true",
                      help="replace an existing study of the same name (deletes it)")
     run.add_argument("--resume", action="store_true",
                      help="if the study exists (same study file), resume it instead of refusing")
 
-    for name, helptext in (("resume", "finish an interrupted study (every run of it)"),
-                           ("status", "trial counts, runs and best so far, read from storage")):
-        sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("study", help="study name (under --storage) or folder")
-        sp.add_argument("--storage", default=DEFAULT_STORAGE)
-        if name == "resume":
-            sp.add_argument("--address", default="local")
-            sp.add_argument("--dashboard", action="store_true")
-            sp.add_argument("--dashboard-host", default="127.0.0.1")
-    from study.watch import add_watch_arguments   # --verbose, --log, status --watch, ...
-    add_watch_arguments(sub)
-    return p
+
+def _add_console(parser) -> None:
+    """``--verbose`` and ``--log`` for ``run`` and ``resume``."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep Ray Tune's own status tables and INFO logging")
+    parser.add_argument("--log", dest="log", action="append", default=[],
+                        metavar="mlflow[=URI]|wandb",
+                        help="also log every trial to MLflow (default store: "
+                             "sqlite:///<study>/mlflow.db) or Weights & Biases")
+
+
+# =========================================================================================
+# flags -> options
+# =========================================================================================
+def console_options(args) -> ConsoleOptions:
+    """``--verbose``/``--log`` (a bad --log is refused here, before Ray) and the job's name."""
+    from study.loggers import parse_log_flags
+    from study.progress import job_name_of
+    name = (getattr(args, "name", None) or getattr(args, "into", None)
+            or getattr(args, "study", None))
+    return ConsoleOptions(verbose=bool(getattr(args, "verbose", False)),
+                          log=tuple(parse_log_flags(getattr(args, "log", None) or [])),
+                          job_name=job_name_of(name))
+
+
+def cluster_options(args) -> ClusterOptions:
+    return ClusterOptions(address=args.address, dashboard=args.dashboard,
+                          dashboard_host=args.dashboard_host)
+
+
+def resource_flags(args) -> dict:
+    """The resource flags by RunOptions field; None where not given."""
+    return {name: getattr(args, name) for name in RunOptions.fields()}
 
 
 # =========================================================================================
 # commands
 # =========================================================================================
-def cmd_list(args) -> int:
+def cmd_list(args, console: ConsoleOptions) -> int:
     from search_spaces import list_spaces
     for name, description, n in list_spaces():
         print(f"{name:14s} {n:5d} trials  {description}")
@@ -144,8 +205,10 @@ def build_space(args):
     if args.download:
         overrides["download"] = True
     options = {k: _coerce_option(v) for k, v in _parse_kv(args.options, "--option").items()}
-    space = get_space(args.study, epochs=args.epochs, seeds=_parse_seeds(args.seeds),
-                      overrides=overrides, axes=_parse_kv(args.axes, "--grid"), **options)
+    space = get_space(args.study, epochs=args.epochs,
+                      seeds=_parse_seeds(args.seeds, args.max_trials), overrides=overrides,
+                      axes=_parse_kv(args.axes, "--grid"), max_trials=args.max_trials,
+                      **options)
     space.validate()
     return space
 
@@ -157,95 +220,61 @@ def _coerce_option(text: str):
         return text
 
 
-def cmd_show(args) -> int:
+def cmd_show(args, console: ConsoleOptions) -> int:
     from study.plan import describe
     print(describe(build_space(args), samples=args.samples))
     return 0
 
 
-def prepare_run(args):
-    """Everything that can fail before Ray starts: returns (space, study path, meta)."""
-    space = build_space(args)
-    res = space.spec.get("resources", {})
-    meta = {"cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-            "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
-            "workers_per_trial": args.workers_per_trial}
-    for k, default in (("cpus_per_trial", 1.0), ("gpus_per_trial", None),
-                       ("max_concurrent", None), ("max_failures", 3),
-                       ("workers_per_trial", 1)):
-        if meta[k] is None:
-            meta[k] = res.get(k, default)
-    for flag, v in (("--cpus-per-trial", meta["cpus_per_trial"]),
-                    ("--gpus-per-trial", meta["gpus_per_trial"]),
-                    ("--max-failures", meta["max_failures"])):
-        if v is not None and v < 0:
-            raise StudyError(f"{flag} must be >= 0, got {v}")
-    if meta["max_concurrent"] is not None and meta["max_concurrent"] < 1:
-        raise StudyError(f"--max-concurrent must be >= 1, got {meta['max_concurrent']}")
-    if meta["workers_per_trial"] < 1:
-        raise StudyError(f"--workers-per-trial must be >= 1, got {meta['workers_per_trial']}")
-    if meta["workers_per_trial"] > 1:   # every trial must split its batch evenly
-        for cfg in space.configs():
-            cfg.replace(workers_per_trial=meta["workers_per_trial"])
-    check_data(space, args.address)
-    if args.into:
-        path = locate(args.into, args.storage)
-        name, root = path.name, str(path.parent)
-    else:
-        name = args.name or space.name
-        if not name or "/" in name or name.startswith("."):
-            raise StudyError(f"--name {name!r} is not a valid folder name")
-        root = storage_root(args.storage)
-        path = study_dir(root, name)
-    meta.update({"space": space.name, "source": space.source, "name": name, "storage": root,
-                 "metric": space.metric, "mode": space.mode, "search": space.is_search})
-    return space, path, meta
-
-
-def check_data(space, address) -> None:
-    """Each data location the study's trials name holds its dataset, checked here when the
-    trials run on this machine (a local study): a wrong data_root fails now, in one line,
-    not in every trial. On a cluster the workers read their own disks; they check there."""
-    if address not in (None, "local"):
-        return
-    from trainables.data.registry import check_data_location
-    seen = set()
-    for cfg in space.configs():
-        where = (cfg.dataset, cfg.data_root, cfg.download, cfg.init_weights)
-        if where in seen:
-            continue
-        seen.add(where)
-        try:
-            check_data_location(cfg)
-        except FileNotFoundError as e:
-            raise StudyError(f"{e} (the trials would fail on it; set data_root in the study "
-                             "file, or --set data_root=PATH, or --download)") from None
-
-
-def cmd_run(args) -> int:
-    from study import plan
+def cmd_run(args, console: ConsoleOptions) -> int:
+    """Plan (everything that can fail before Ray starts), then a dry run's listing or the run."""
+    from study.plan import describe, missing_data, placement, plan_run
     from study.store import check_writable
-    space, path, meta = prepare_run(args)
-    check_writable(meta["storage"], create=not args.dry_run)
-    if args.into:
-        return plan.extend(space, path, meta, args)
+    space = build_space(args)
+    cluster = cluster_options(args)
+    plan = plan_run(space, resource_flags(args), storage=args.storage, name=args.name,
+                    into=args.into, resume=args.resume, force=args.force)
+    unplaced = None
+    if cluster.local:    # one trial must fit this machine: else Ray would wait forever
+        from study.placement import check_placement, this_machine
+        try:
+            check_placement(plan.options, this_machine(), local=True)
+        except StudyError as e:
+            if not args.dry_run:
+                raise
+            unplaced = str(e)
+    missing = missing_data(plan.space, cluster.local)
+    if missing and not args.dry_run:
+        raise StudyError(missing[0])
+    check_writable(str(Path(plan.path).parent) if plan.kind == "extend" else plan.meta["storage"],
+                   create=not args.dry_run)
+    if plan.headline:
+        print(plan.headline, flush=True)
     if args.dry_run:
-        print(plan.describe(space, samples=5, path=path, full=False))
-        if meta["workers_per_trial"] > 1:
-            print(plan.placement(meta))
+        print(describe(plan.space, samples=5, path=plan.run_dir, full=False))
+        if plan.options.workers_per_trial > 1:
+            print(placement(plan.options))
+        for line in missing:   # a dry run plans without the data: it says what is missing
+            print(f"missing data: {line}")
+        if unplaced:           # ... and maybe for another machine: it says what does not fit
+            print(f"cannot place here: {unplaced}")
         return 0
-    return plan.launch(space, path, meta, args)
+    from study.launcher import execute
+    from study.progress import prepare_console
+    prepare_console(console)
+    return execute(plan, cluster, console)
 
 
-def cmd_resume(args) -> int:
+def cmd_resume(args, console: ConsoleOptions) -> int:
     from study.launcher import resume_study
+    from study.progress import prepare_console
     path = locate(args.study, args.storage)
-    return resume_study(path, read_meta(path), address=args.address, dashboard=args.dashboard,
-                        dashboard_host=args.dashboard_host)
+    prepare_console(console)
+    return resume_study(path, read_meta(path), cluster=cluster_options(args), console=console)
 
 
-def cmd_status(args) -> int:
-    from study.launcher import print_status
+def cmd_status(args, console: ConsoleOptions) -> int:
+    from study.summary import print_status
     path = locate(args.study, args.storage)
     if getattr(args, "watch", False):
         from study.watch import watch_status
@@ -254,7 +283,7 @@ def cmd_status(args) -> int:
     return 0
 
 
-def cmd_optuna_dashboard(args) -> int:
+def cmd_optuna_dashboard(args, console: ConsoleOptions) -> int:
     from study.watch import optuna_dashboard
     return optuna_dashboard(locate(args.study, args.storage), args.port)
 
@@ -268,9 +297,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from study.progress import configure
-        configure(args)   # console and --log choices, the Ray job's name
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](args, console_options(args))
     except (StudyError, ValueError) as e:
         print(f"elm-study: error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,9 @@
-"""Ray side of a study: start or join Ray, build the Tuner, run, resume, summarise."""
+"""Ray side of a study: carry out a Plan (start or join Ray, build the Tuner, run, resume).
+
+What to launch is decided in :mod:`study.plan`; the tables printed at the end are
+:mod:`study.summary`; which trainable runs a trial is ``trainables.ray_layer.dispatch``'s
+choice, and every Ray-private access goes through ``trainables.ray_layer.private``.
+"""
 from __future__ import annotations
 
 import shutil
@@ -6,11 +11,25 @@ import sys
 import time
 from pathlib import Path
 
-from study.store import STUDY_FILE, StudyError, is_remote, read_meta, write_meta
+from study.options import ClusterOptions, ConsoleOptions, RunOptions
+from study.store import StudyError, is_remote, write_meta
+from study.summary import report
 from trainables.results import FINISHED
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DEFAULT_GPU_FRACTION = 0.25   # four small ResNet32 trials per GPU (see bench/packing.py)
+
+
+def execute(plan, cluster: ClusterOptions, console: ConsoleOptions) -> int:
+    """Run a :class:`study.plan.Plan`; the exit code is :func:`study.summary.report`'s."""
+    if plan.kind == "resume":
+        return resume_study(Path(plan.path), plan.meta, cluster=cluster, console=console)
+    if plan.kind == "extend" and not plan.space.expected_trials:
+        return 0
+    if plan.kind == "new" and plan.force:
+        clear_study_dir(plan.path)
+    return fit_study(plan.space, plan.path, plan.meta, run=plan.run, address=cluster.address,
+                     dashboard=cluster.dashboard, dashboard_host=cluster.dashboard_host,
+                     console=console)
 
 
 # =========================================================================================
@@ -22,26 +41,20 @@ def init_ray(address: str, dashboard: bool, dashboard_host: str) -> dict:
     Token authentication (Ray 2.60's default) is left as Ray sets it: to join a cluster that
     uses it, export RAY_AUTH_MODE=token and have the cluster's token in ~/.ray/auth_token.
     """
-    import os
-
     import ray
-    import ray._private.ray_constants as ray_constants
+
+    from trainables.ray_layer.private import keep_local_ray_on_loopback, loopback_init_kwargs
     if dashboard and dashboard_host not in LOOPBACK:
         print(f"WARNING: the Ray dashboard will listen on {dashboard_host}: anyone who reaches "
               "that address can submit jobs unless token auth is on (CVE-2023-48022).",
               file=sys.stderr)
     if address == "local":
-        # A one-machine study needs nothing reachable from the network. Ray 2.60 turns a
-        # node IP of 127.0.0.1 into the host's address and binds GCS, raylet, agents and the
-        # metrics endpoint off loopback, unless its "no cluster" mode (meant for macOS/Windows)
-        # is on: then every listener is on 127.0.0.1 (measured with ss -ltnp; docs/security.md).
-        # Child processes read the variable when they start; this process may have imported
-        # ray before now, so its copy of the flag is set too.
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        ray_constants.ENABLE_RAY_CLUSTER = False
-        ctx = ray.init(address="local", _node_ip_address="127.0.0.1",
-                       include_dashboard=dashboard, dashboard_host=dashboard_host,
-                       log_to_driver=True)
+        # A one-machine study needs nothing reachable from the network: every listener on
+        # 127.0.0.1 (measured with ss -ltnp; docs/security.md; how is the shim's business)
+        keep_local_ray_on_loopback()
+        ctx = ray.init(address="local", include_dashboard=dashboard,
+                       dashboard_host=dashboard_host, log_to_driver=True,
+                       **loopback_init_kwargs())
         if dashboard and ctx.dashboard_url:
             print(f"Ray dashboard: http://{ctx.dashboard_url}", flush=True)
     else:
@@ -49,62 +62,36 @@ def init_ray(address: str, dashboard: bool, dashboard_host: str) -> dict:
     return ray.cluster_resources()
 
 
-def trial_resources(meta: dict, cluster: dict) -> dict:
-    """CPU/GPU per trial; refuses requests the cluster cannot ever satisfy."""
-    gpus_total = cluster.get("GPU", 0)
-    gpu = meta.get("gpus_per_trial")
-    if gpu is None:
-        gpu = DEFAULT_GPU_FRACTION if gpus_total else 0
-    if gpu > gpus_total:
-        raise StudyError(f"--gpus-per-trial {gpu} but the cluster has {gpus_total:g} GPU(s)")
-    workers = meta.get("workers_per_trial", 1)
-    if workers > 1:      # one whole GPU per worker where the cluster has GPUs
-        if gpus_total and gpus_total < workers:
-            raise StudyError(f"--workers-per-trial {workers} but the cluster has "
-                             f"{gpus_total:g} GPU(s)")
-        gpu = 1 if gpus_total else 0
-    cpu = meta.get("cpus_per_trial", 1.0)
-    if cpu > cluster.get("CPU", 0):
-        raise StudyError(f"--cpus-per-trial {cpu} but the cluster has {cluster.get('CPU', 0):g}"
-                         " CPU(s)")
-    return {"cpu": cpu, "gpu": gpu}
-
-
-def _trainable(resources: dict, workers: int = 1):
-    """(trainable, concurrency cap or None): one process per trial, or for workers > 1 a Ray
-    Train driver whose N workers Ray places together (trainables/distributed.py)."""
-    from study.progress import trainable
-    from trainables.trainable import train_trial
-    if workers == 1:
-        return trainable(train_trial, resources), None   # the trial actor, named after its trial
-    from trainables.distributed import trainable_for
-    return trainable_for(resources, workers)
+def trial_resources(options: RunOptions, cluster: dict, local: bool = True) -> dict:
+    """CPU/GPU per trial (per worker for data-parallel trials), checked against what Ray
+    says the cluster has: a local study that cannot place one trial is refused, a cluster
+    (which may grow) gets one warning line (study.placement)."""
+    from study.placement import check_placement, trial_resources as resources_of
+    warning = check_placement(options, cluster, local=local)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    return resources_of(options, cluster)
 
 
 # =========================================================================================
 # run / resume
 # =========================================================================================
-def new_study_dir(path: str, meta: dict, *, force: bool) -> None:
-    """Refuse to clobber an existing study (unless --force); then write study.json."""
-    if is_remote(path):
-        return   # remote storage: Ray Tune creates it; study.json stays local-only for now
+def clear_study_dir(path: str) -> None:
+    """``--force``: the old study goes (the plan has checked that it was asked for)."""
     p = Path(path)
-    if (p / STUDY_FILE).exists() or (p.exists() and any(p.iterdir())):
-        old = read_meta(p) if (p / STUDY_FILE).exists() else {}
-        if not force:
-            what = f"of study '{old.get('space')}'" if old else "(not a study)"
-            raise StudyError(f"study folder {p} already exists {what}; finish it with "
-                             f"'elm-study resume {p}', add the trials it lacks with "
-                             f"'--into {p.name}', or pass --force to replace it")
+    if not is_remote(path) and p.exists():
         shutil.rmtree(p)
 
 
-def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1):
+def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1,
+                console: ConsoleOptions = ConsoleOptions()):
     """Run 1 of a study is the Tune experiment ``<storage>/<name>``; run k is ``<name>/run-k``
     (an extension), so each run resumes on its own and the study folder holds them all."""
     from ray import tune
 
     from study.progress import watch_tuner
+    from trainables.ray_layer.dispatch import trainable_for
+    options = RunOptions.from_meta(meta)
     searcher = space.make_searcher(Path(path)) if space.make_searcher else None
     scheduler = space.make_scheduler() if space.make_scheduler else None
     # Tune insists every report carries TuneConfig's metric; grids evaluate every eval_every
@@ -112,52 +99,67 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1):
     # searcher with it do not pass it twice.
     needs_metric = (searcher is not None and not space.searcher_has_metric) or (
         scheduler is not None and searcher is None)
-    trainable, cap = _trainable(resources, meta.get("workers_per_trial", 1))
-    limits = [v for v in (meta.get("max_concurrent"), cap) if v]
+    trainable, cap = trainable_for(resources, options.workers_per_trial,
+                                   quiet=not console.verbose)
     tune_config = tune.TuneConfig(
         metric=space.metric if needs_metric else None,
         mode=space.mode if needs_metric else None,
         search_alg=searcher, scheduler=scheduler, num_samples=space.num_samples,
-        max_concurrent_trials=min(limits) if limits else None,
-        reuse_actors=meta.get("workers_per_trial", 1) == 1,
+        max_concurrent_trials=concurrency_limit(options.max_concurrent, cap),
+        reuse_actors=options.workers_per_trial == 1,
         trial_dirname_creator=trial_dirname)
     run_config = tune.RunConfig(
         name=meta["name"] if run == 1 else f"run-{run}",
         storage_path=meta["storage"] if run == 1 else str(path),
-        failure_config=tune.FailureConfig(max_failures=meta.get("max_failures", 3)),
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1)
     # progress counts this run's trials (an extension launches only part of the study)
-    watch_tuner(tune_config, run_config, {**meta, "run_trials": space.expected_trials}, path)
+    watch_tuner(tune_config, run_config, {**meta, "run_trials": space.expected_trials}, path,
+                console)
     return tune.Tuner(trainable, param_space=space.param_space,
                       tune_config=tune_config, run_config=run_config)
+
+
+def concurrency_limit(max_concurrent: int | None, cap: int | None) -> int | None:
+    """Tune's max_concurrent_trials: the smaller of --max-concurrent and the dispatcher's
+    placement cap (None: no limit). A cap of 0 (a cluster that cannot place one trial yet:
+    warned about before) is one trial at a time, pending until the cluster grows; never "no
+    cap" (Tune reads 0 as unlimited, which would start every driver and place no worker)."""
+    limits = [max(v, 1) for v in (max_concurrent, cap) if v is not None]
+    return min(limits) if limits else None
 
 
 def trial_dirname(trial) -> str:
     """'ELM+DRW_lam0.5_seed1_261bc_00003': a trial folder named after its method and seed
     (Tune's default spells out the nested config and a timestamp); the trial id keeps it
-    unique. TensorBoard shows it as the run's name."""
+    unique. TensorBoard shows it as the run's name. (Tune pickles this function into every
+    study's experiment state: it stays at ``study.launcher.trial_dirname``.)"""
     from study.loggers import run_name
     return f"{run_name(trial.config)}_{trial.trial_id}"
 
 
-def fit_study(space, path: str, meta: dict, *, address: str, dashboard: bool,
-              dashboard_host: str, run: int = 1) -> int:
-    """Launch ``space`` as run ``run`` of the study at ``path`` (meta["runs"] describes it)."""
+def fit_study(space, path: str, meta: dict, *, address: str = "local", dashboard: bool = False,
+              dashboard_host: str = "127.0.0.1", run: int = 1,
+              console: ConsoleOptions = ConsoleOptions()) -> int:
+    """Launch ``space`` as run ``run`` of the study at ``path`` (meta["runs"] describes it;
+    the run's options are RunOptions.to_meta's keys in ``meta``)."""
     import ray
-    cluster = init_ray(address, dashboard, dashboard_host)
+
+    from study.plan import save_spec
+    ray_cluster = init_ray(address, dashboard, dashboard_host)
     try:
-        resources = trial_resources(meta, cluster)
+        resources = trial_resources(RunOptions.from_meta(meta), ray_cluster,
+                                    local=address == "local")
         meta = {**meta, "resources": resources, "started_at": time.time()}
         if meta.get("runs"):
             meta["runs"][-1]["resources"] = resources
         if not is_remote(path):
-            from study.plan import save_spec
             write_meta(Path(path), meta)
             save_spec(Path(path), space, run)
-        where = path if run == 1 else f"{path}/run-{run}"
+        where_to = path if run == 1 else f"{path}/run-{run}"
         print(f"study {meta['name']}: {space.expected_trials} trials of '{space.name}', "
-              f"{resources} each -> {where}", flush=True)
-        build_tuner(space, path, meta, resources, run).fit()
+              f"{resources} each -> {where_to}", flush=True)
+        build_tuner(space, path, meta, resources, run, console).fit()
     finally:
         ray.shutdown()
     return report(path, meta)
@@ -185,87 +187,48 @@ def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
     return todo
 
 
-def resume_study(path: Path, meta: dict, *, address: str, dashboard: bool,
-                 dashboard_host: str) -> int:
+def _check_resumed(options: RunOptions, resources: dict, have: dict, local: bool) -> None:
+    """A run resumed where it cannot be placed (a cluster's study resumed on a laptop) is
+    refused on a local Ray, warned about on a cluster, as a new run is."""
+    import dataclasses
+
+    from study.placement import check_placement
+    as_run = dataclasses.replace(options, cpus_per_trial=float(resources.get("cpu", 1.0)),
+                                 gpus_per_trial=float(resources.get("gpu") or 0))
+    warning = check_placement(as_run, have, local=local)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+
+def resume_study(path: Path, meta: dict, *, cluster: ClusterOptions = ClusterOptions(),
+                 console: ConsoleOptions = ConsoleOptions()) -> int:
     """Tuner.restore of every run with unfinished trials: finished trials stay finished,
-    unfinished and errored ones continue from their last checkpoint."""
+    unfinished and errored ones continue from their last checkpoint, each run with the
+    trainable its own options chose."""
     import ray
     from ray import tune
 
+    from study.plan import run_options
     from study.progress import watch_restored
+    from trainables.ray_layer.dispatch import trainable_for
     todo = runs_to_resume(Path(path), meta)
     if not todo:
         print(f"study {meta['name']}: every trial of every run is finished; nothing to resume")
         return report(path, meta)
-    init_ray(address, dashboard, dashboard_host)
+    have = init_ray(cluster.address, cluster.dashboard, cluster.dashboard_host)
     try:
         for run, exp in todo:
             resources = run.get("resources") or meta["resources"]
-            tuner = tune.Tuner.restore(str(exp), trainable=_trainable(
-                                           resources, meta.get("workers_per_trial", 1))[0],
-                                       resume_errored=True)
+            workers = run_options(meta, run).workers_per_trial
+            _check_resumed(run_options(meta, run), resources, have, cluster.local)
+            trainable, _ = trainable_for(resources, workers, quiet=not console.verbose)
+            tuner = tune.Tuner.restore(str(exp), trainable=trainable, resume_errored=True)
             # progress lines, TensorBoard, --log; counting this run's trials
-            watch_restored(tuner, {**meta, "run_trials": run.get("launched")}, str(exp))
+            watch_restored(tuner, {**meta, "run_trials": run.get("launched")}, str(exp),
+                           console)
             print(f"resuming study {meta['name']} run {run['run']} at {exp}", flush=True)
             tuner.fit()
     finally:
         ray.shutdown()
     return report(path, meta)
 
-
-# =========================================================================================
-# summaries (read from storage; no Ray needed)
-# =========================================================================================
-
-
-def status_counts(path) -> tuple:
-    from analysis.collect import load_study
-    df = load_study(path)
-    counts = df["status"].value_counts().to_dict() if len(df) else {}
-    return df, counts
-
-
-def print_status(path, meta: dict) -> None:
-    df, counts = status_counts(path)
-    expected = meta.get("expected_trials")
-    pending = max((expected or 0) - len(df), 0)
-    parts = [f"{k} {v}" for k, v in sorted(counts.items())] + ([f"not started {pending}"]
-                                                               if pending else [])
-    print(f"study {meta.get('name')} ({meta.get('space')}): {len(df)}/{expected} trials seen; "
-          + ", ".join(parts))
-    for r in meta.get("runs") or []:
-        mine = df[df["run"] == r["run"]] if len(df) else df
-        extra = "".join(f", {r[k]} {w}" for k, w in (("kept", "kept"), (
-            "unfinished_elsewhere", "left to earlier runs")) if r.get(k))
-        print(f"  run {r['run']} ({r.get('started_at', '?')}, {Path(r.get('source') or '?').name}"
-              f"): added {r.get('launched')}{extra}; finished "
-              f"{int(mine['status'].isin(FINISHED).sum()) if len(mine) else 0}")
-    if len(df):
-        epochs = df.get("epochs")
-        if epochs is not None and expected:
-            done = df["epochs_done"].fillna(0).sum()
-            total = float(epochs.fillna(0).max()) * expected
-            print(f"progress: {done:.0f}/{total:.0f} epochs ({100 * done / max(total, 1):.1f}%)")
-        best = df.dropna(subset=["best_top1_test_selected"])
-        if len(best):
-            row = best.loc[best["best_top1_test_selected"].idxmax()]
-            print(f"best so far: {row['best_top1_test_selected']:.2f} top-1 (test-selected) — "
-                  f"{row['method']} seed {row.get('seed')} [{row['trial_id']}]")
-
-
-def report(path, meta: dict) -> int:
-    """Print the per-method mean ± std table; exit 1 if any trial errored or is unfinished."""
-    from analysis.collect import summary_table
-    df, counts = status_counts(path)
-    print()
-    print_status(path, meta)
-    table = summary_table(df)
-    if len(table):
-        print("\nfinal-epoch test top-1 (mean ± std over seeds, n):")
-        for _, r in table.iterrows():
-            std = "" if r["n"] < 2 else f" ± {r['std']:.2f}"
-            print(f"  {r['method']:<22s} {r['dataset']}-{r['imb_type']} r={r['ratio']:g}  "
-                  f"{r['mean']:6.2f}{std}  (n={r['n']})")
-    print(f"\nresults: {path}")
-    bad = counts.get("errored", 0) + counts.get("running", 0)
-    return 1 if bad else 0

@@ -3,7 +3,8 @@
 * TensorBoard: one event file per trial in its trial folder, which is named after the method,
   seed and trial id (``ELM+DRW_lam0.5_seed1_261bc_00003``: TensorBoard's run name), scalars
   ``test/top1``, ``test/many``, ``test/medium``, ``test/few``, ``train/loss``, ``train/top1``,
-  ``train/lr``... stepped by epoch, and the method's hyper-parameters in the HParams tab. ``tensorboard --logdir STUDY``.
+  ``train/lr``... stepped by epoch, and the method's hyper-parameters in the HParams tab.
+  ``tensorboard --logdir STUDY``.
 * ``--log mlflow[=URI]``: Ray's MLflow callback with a file-backed store (default
   ``sqlite:///<study>/mlflow.db``, no server): one run per trial named after it, the resolved
   TrialConfig as params, per-epoch metrics (``test_top1``...) and tags study/method/seed,
@@ -33,8 +34,9 @@ TB_TAGS = {"test_top1": "test/top1", "test_top3": "test/top3", "test_top5": "tes
 
 
 def parse_log_flags(values: list[str]) -> list[tuple[str, str | None]]:
-    """``['mlflow=sqlite:///x.db', 'wandb']`` -> ``[('mlflow', 'sqlite:///x.db'), ('wandb', None)]``;
-    an unknown target, or one whose package is missing, is refused before Ray starts."""
+    """``['mlflow=sqlite:///x.db', 'wandb']`` ->
+    ``[('mlflow', 'sqlite:///x.db'), ('wandb', None)]``; an unknown target, or one whose
+    package is missing, is refused before Ray starts."""
     out = []
     for v in values:
         kind, sep, uri = v.partition("=")
@@ -50,7 +52,7 @@ def parse_log_flags(values: list[str]) -> list[tuple[str, str | None]]:
 
 def run_name(config: dict) -> str:
     """'ELM+DRW_lam0.5_seed1': a TensorBoard run / folder name without spaces or Greek."""
-    from trainables.ray_metrics import trial_name
+    from trainables.methods import trial_name
     text = (trial_name(config).replace("λ=", "lam").replace("Δ", "D").replace(" + ", "+")
             .replace(" seed ", "_seed"))
     return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9+._-]+", "_", text)).strip("_")
@@ -123,6 +125,12 @@ def default_mlflow_uri(path: str) -> str:
     return f"sqlite:///{Path(path).resolve() / 'mlflow.db'}"
 
 
+def _mlflow_client():
+    """A client of the tracking store Ray's MLflow helper set up (mlflow's global URI)."""
+    import mlflow
+    return mlflow.MlflowClient()
+
+
 def mlflow_callback(meta: dict, path: str, uri: str | None):
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
@@ -141,7 +149,7 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
                 run_name=f"study {self.experiment_name}").info.run_id
 
         def on_experiment_end(self, trials, **info):
-            client = self.mlflow_util._mlflow.MlflowClient()
+            client = _mlflow_client()
             for name in ("study.json", *(p.name for p in Path(path).glob("study-run-*.yaml"))):
                 if (Path(path) / name).exists():
                     client.log_artifact(self.parent, str(Path(path) / name))
@@ -164,7 +172,7 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
                 old = self._existing_run(trial.trial_id)
                 if old:
                     self._trial_runs[trial] = old
-                    self.mlflow_util._mlflow.MlflowClient().update_run(old, status="RUNNING")
+                    _mlflow_client().update_run(old, status="RUNNING")
                     return
                 run = self.mlflow_util.start_run(tags=tags, run_name=_label(trial.config, True)
                                                  + f" [{trial.trial_id}]")
@@ -173,7 +181,7 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
                                             params_to_log=trial_params(trial.config))
 
         def _existing_run(self, trial_id: str) -> str | None:
-            client = self.mlflow_util._mlflow.MlflowClient()
+            client = _mlflow_client()
             runs = client.search_runs([self.mlflow_util.experiment_id],
                                       filter_string=f"tags.trial_id = '{trial_id}'")
             return runs[0].info.run_id if runs else None
@@ -225,6 +233,6 @@ def wandb_callback(meta: dict):
 
 
 def _label(config: dict, with_seed: bool = False) -> str:
-    from trainables.ray_metrics import trial_name
+    from trainables.methods import trial_name
     name = trial_name(config)
     return name if with_seed else name.rsplit(" seed ", 1)[0]

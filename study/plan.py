@@ -6,18 +6,27 @@ and each run's resolved study file is saved beside it (``study-run-<k>.yaml``), 
 always be traced to the exact grid that produced it. A trial's key (``TrialConfig.trial_key``)
 decides what is already there: a key with a finished trial is never launched again, and a key
 with an unfinished trial stays with its run (``resume`` finishes it).
+
+:func:`plan_run` decides, from a validated StudySpace and the run's options, what a ``run``
+command launches and returns it as a :class:`Plan` (nothing is written, Ray is not started);
+:mod:`study.launcher` carries it out.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import json
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from study.store import STUDY_FILE, StudyError, is_remote, read_meta, write_meta
+from study.options import RunOptions
+from study.store import (STUDY_FILE, StudyError, is_remote, locate, read_meta, storage_root,
+                         study_dir)
 from trainables.methods import label_of
 
 
@@ -88,15 +97,112 @@ def describe(space, *, samples: int = 5, path=None, full: bool = True) -> str:
     return "\n".join(lines)
 
 
-def _run_entry(space, number: int, meta: dict, argv, **counts) -> dict:
+@dataclass(frozen=True)
+class Plan:
+    """What one ``run`` command launches. ``kind``: "new" (run 1 of a new study, replacing an
+    old one with ``force``), "resume" (``--resume`` of the same study: ``meta`` as stored) or
+    "extend" (``--into``: ``space`` holds only the trials the study lacks, as run ``run``)."""
+    kind: str
+    space: object                 # the StudySpace this run launches
+    path: str                     # the study folder
+    meta: dict                    # study.json as this run writes it
+    options: RunOptions
+    run: int = 1
+    force: bool = False
+    headline: str = ""            # what an extension adds and keeps (printed before it runs)
+
+    @property
+    def run_dir(self) -> str:
+        return self.path if self.run == 1 else f"{self.path}/run-{self.run}"
+
+
+def plan_run(space, flags: dict, *, storage: str, name: str | None = None,
+             into: str | None = None, resume: bool = False, force: bool = False,
+             command: str | None = None) -> Plan:
+    """The Plan of ``run``: ``flags`` holds the resource flags by RunOptions field (None where
+    not given). Refuses (StudyError, one line) what cannot run: a bad flag, a clash with an
+    existing study, an extension of a search."""
+    command = command or " ".join(["elm-study", *sys.argv[1:]])
+    if into:
+        return plan_extension(space, locate(into, storage), flags, command)
+    options = workers_from_trials(space, RunOptions.resolve(flags, space.spec.get(
+        "resources", {})))
+    check_batch_split(space, options)
+    name = name or space.name
+    if not name or "/" in name or name.startswith("."):
+        raise StudyError(f"--name {name!r} is not a valid folder name")
+    root = storage_root(storage)
+    path = study_dir(root, name)
+    meta = {**options.to_meta(), **_study_fields(space, name, root)}
+    if not is_remote(path) and (Path(path) / STUDY_FILE).exists() and resume and not force:
+        old = read_meta(Path(path))
+        if old.get("space") != space.name:
+            raise StudyError(f"study folder {path} holds study '{old.get('space')}', not "
+                             f"'{space.name}'; choose another --name")
+        return Plan("resume", space, path, old, RunOptions.from_meta(old))
+    if not force:
+        refuse_clash(path)
+    meta.update(expected_trials=space.expected_trials,
+                runs=[_run_entry(space, 1, options, command, kept=0, unfinished_elsewhere=0)])
+    return Plan("new", space, path, meta, options, force=force)
+
+
+def _study_fields(space, name: str, root: str) -> dict:
+    return {"space": space.name, "source": space.source, "name": name, "storage": root,
+            "metric": space.metric, "mode": space.mode, "search": space.is_search}
+
+
+def workers_from_trials(space, options: RunOptions) -> RunOptions:
+    """``base: {workers_per_trial: N}`` (or ``--set workers_per_trial=N``) asks for N workers
+    like ``--workers-per-trial N`` does: the options say how each trial is dispatched, so they
+    take the trials' value when no flag or ``resources:`` entry set one. A study runs one
+    worker count; trials asking for several are refused here, before Ray starts."""
+    if options.workers_per_trial > 1 or space.is_search:
+        return options
+    asked = sorted({cfg.workers_per_trial for cfg in space.configs()})
+    if len(asked) > 1:
+        raise StudyError(f"{space.source}: trials ask for workers_per_trial {asked}; a run "
+                         "takes one worker count (--workers-per-trial N, or resources: "
+                         "{workers_per_trial: N})")
+    if asked and asked[0] > 1:
+        return dataclasses.replace(options, workers_per_trial=asked[0])
+    return options
+
+
+def check_batch_split(space, options: RunOptions) -> None:
+    """With N workers every trial must split its batch evenly: refused now, naming the trial."""
+    if options.workers_per_trial > 1:
+        for cfg in space.configs():
+            cfg.replace(workers_per_trial=options.workers_per_trial)
+
+
+def refuse_clash(path: str) -> None:
+    """An existing study (or any non-empty folder) is never overwritten without --force."""
+    p = Path(path)
+    if is_remote(path) or not p.exists():
+        return   # remote storage: Ray Tune creates it; study.json stays local-only for now
+    if (p / STUDY_FILE).exists() or any(p.iterdir()):
+        old = read_meta(p) if (p / STUDY_FILE).exists() else {}
+        what = f"of study '{old.get('space')}'" if old else "(not a study)"
+        raise StudyError(f"study folder {p} already exists {what}; finish it with "
+                         f"'elm-study resume {p}', add the trials it lacks with "
+                         f"'--into {p.name}', or pass --force to replace it")
+
+
+def _run_entry(space, number: int, options: RunOptions, command: str, **counts) -> dict:
     return {"run": number, "dir": "." if number == 1 else f"run-{number}",
             "spec_file": f"study-run-{number}.yaml" if space.spec else None,
             "source": space.source,
             "launched": space.expected_trials, **counts,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "command": " ".join(["elm-study", *(argv or sys.argv[1:])]),
-            **{k: meta.get(k) for k in ("cpus_per_trial", "gpus_per_trial", "max_concurrent",
-                                       "max_failures")}}
+            "command": command, **options.to_meta()}
+
+
+def run_options(meta: dict, run: dict) -> RunOptions:
+    """The options run ``run`` of a study ran with: its own entry's (older study.json files
+    kept only cpus/gpus/concurrency/failures there), else the study's."""
+    return RunOptions.from_meta({**RunOptions.from_meta(meta).to_meta(),
+                                 **{k: v for k, v in run.items() if v is not None}})
 
 
 def save_spec(path: Path, space, number: int) -> None:
@@ -108,23 +214,6 @@ def save_spec(path: Path, space, number: int) -> None:
         (Path(path) / f"study-run-{number}.yaml").write_text(
             f"# run {number} of study '{Path(path).name}', resolved from {space.source}\n"
             + dump_yaml(spec_as_file(space.spec)))
-
-
-def launch(space, path: str, meta: dict, args) -> int:
-    """A new study (run 1), or ``--resume`` of the same one, or ``--force`` replacing it."""
-    from study.launcher import fit_study, new_study_dir, resume_study
-    if args.resume and not args.force and (Path(path) / STUDY_FILE).exists():
-        old = read_meta(Path(path))
-        if old.get("space") != space.name:
-            raise StudyError(f"study folder {path} holds study '{old.get('space')}', not "
-                             f"'{space.name}'; choose another --name")
-        return resume_study(Path(path), old, address=args.address, dashboard=args.dashboard,
-                            dashboard_host=args.dashboard_host)
-    new_study_dir(path, meta, force=args.force)
-    meta = {**meta, "expected_trials": space.expected_trials,
-            "runs": [_run_entry(space, 1, meta, None, kept=0, unfinished_elsewhere=0)]}
-    return fit_study(space, path, meta, address=args.address, dashboard=args.dashboard,
-                     dashboard_host=args.dashboard_host)
 
 
 def split_by_key(space, study_path: Path) -> tuple[list[bool], int, int]:
@@ -145,50 +234,75 @@ def split_by_key(space, study_path: Path) -> tuple[list[bool], int, int]:
     return launch_it, kept, unfinished
 
 
-def extend(space, path: Path, meta: dict, args) -> int:
-    """``run FILE --into STUDY``: launch only the trials whose key the study lacks."""
-    from study.launcher import fit_study
+def plan_extension(space, path: Path, flags: dict, command: str) -> Plan:
+    """``run FILE --into STUDY``: only the trials whose key the study lacks, as a new run.
+    The study file's ``resources:`` and the flags given apply to the new run (one line says
+    what changed); what neither sets keeps the study's value."""
     if space.is_search:
         raise StudyError(f"--into: '{space.name}' is a search; a search continues with "
                          f"'elm-study resume {path}' (more samples: a new study)")
     old = read_meta(path)
     if old.get("search") or (path / "optuna.db").exists():
         raise StudyError(f"--into: study {path} is a search; it cannot take grid trials")
-    launch_it, kept, unfinished = split_by_key(space, path)
     runs = old.get("runs") or [{"run": 1, "dir": ".", "launched": old.get("expected_trials")}]
+    last = run_options(old, runs[-1])
+    given = {**space.spec.get("resources", {}), **{k: v for k, v in flags.items()
+                                                   if v is not None}}
+    options = workers_from_trials(space, last.for_extension(given))
+    check_batch_split(space, options)
+    launch_it, kept, unfinished = split_by_key(space, path)
     number = max(r["run"] for r in runs) + 1
     sub = space.subset(launch_it)
-    print(f"study {path.name}: {space.expected_trials} trials in {space.source}; "
-          f"{kept} finished there already (kept), {unfinished} unfinished in earlier runs"
-          f"{f' (finish them with: elm-study resume {path})' if unfinished else ''}; "
-          f"adding {sub.expected_trials}" + (f" as run {number}" if sub.expected_trials else ""),
-          flush=True)
-    if args.dry_run:
-        print(describe(sub, samples=5, path=path / f"run-{number}", full=False))
-        return 0
-    if not sub.expected_trials:
-        return 0
-    meta = {**old, **{k: meta[k] for k in ("cpus_per_trial", "gpus_per_trial",
-                                           "max_concurrent", "max_failures")},
+    headline = (f"study {path.name}: {space.expected_trials} trials in {space.source}; "
+                f"{kept} finished there already (kept), {unfinished} unfinished in earlier runs"
+                f"{f' (finish them with: elm-study resume {path})' if unfinished else ''}; "
+                f"adding {sub.expected_trials}"
+                + (f" as run {number}" if sub.expected_trials else ""))
+    changed = options.changes_from(last)
+    if changed and sub.expected_trials:
+        headline += f"\nrun {number} runs with {', '.join(changed)}"
+    # every run entry records its own options, so that resume rebuilds each run's trainable
+    runs = [{**r, **run_options(old, r).to_meta()} for r in runs]
+    meta = {**old, **options.to_meta(),
             "expected_trials": (old.get("expected_trials") or 0) + sub.expected_trials,
-            "runs": runs + [_run_entry(sub, number, meta, None, kept=kept,
+            "runs": runs + [_run_entry(sub, number, options, command, kept=kept,
                                        unfinished_elsewhere=unfinished)]}
-    return fit_study(sub, str(path), meta, address=args.address, dashboard=args.dashboard,
-                     dashboard_host=args.dashboard_host, run=number)
+    return Plan("extend", sub, str(path), meta, options, run=number, headline=headline)
 
 
-def placement(meta: dict) -> str:
+def missing_data(space, local: bool) -> list[str]:
+    """One line per data location the study's trials name that does not hold its dataset
+    (what is missing, where it looked, how to fix it), checked when the trials run on this
+    machine (a local study); on a cluster the workers read their own disks and check there."""
+    if not local:
+        return []
+    from trainables.data.registry import check_data_location
+    seen, lines = set(), []
+    for cfg in space.configs():
+        where = (cfg.dataset, cfg.data_root, cfg.download, cfg.init_weights)
+        if where in seen:
+            continue
+        seen.add(where)
+        try:
+            check_data_location(cfg)
+        except FileNotFoundError as e:
+            lines.append(f"{e} (the trials would fail on it; set data_root in the study "
+                         "file, or --set data_root=PATH, or --download)")
+    return lines
+
+
+def placement(options: RunOptions) -> str:
     """For data-parallel trials: what one trial takes, and how many fit on this machine (a
     cluster's count is printed when the study starts and Ray knows its resources)."""
     import os
 
     import torch
 
-    from trainables.distributed import max_trials_that_fit
-    n, gpus = meta["workers_per_trial"], torch.cuda.device_count()
+    from trainables.ray_layer.train_driver import max_trials_that_fit
+    n, gpus = options.workers_per_trial, torch.cuda.device_count()
     here = {"CPU": os.cpu_count() or 1, "GPU": gpus}
-    fits = max_trials_that_fit({"cpu": meta["cpus_per_trial"], "gpu": 1 if gpus else 0}, n,
+    fits = max_trials_that_fit({"cpu": options.cpus_per_trial, "gpu": 1 if gpus else 0}, n,
                                here)
     return (f"# each trial: {n} Ray Train workers ({n} GPU(s) where the cluster has GPUs, "
-            f"{meta['cpus_per_trial']:g} CPU each); this machine ({here['CPU']} CPUs, {gpus} "
+            f"{options.cpus_per_trial:g} CPU each); this machine ({here['CPU']} CPUs, {gpus} "
             f"GPUs) holds {fits} such trial(s) at once")

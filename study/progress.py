@@ -8,62 +8,49 @@ start, end, retry and failure of every trial, and on Ctrl-C the exact ``elm-stud
 command. Ray Tune's own status tables, config dumps and per-checkpoint INFO lines are turned
 off (``--verbose`` keeps them); warnings and errors from Ray still print.
 
-The CLI calls :func:`configure` once with its parsed arguments; the launcher then calls
-:func:`trainable` and :func:`watch_tuner` while it builds the Tuner.
+The CLI calls :func:`prepare_console` with the run's ConsoleOptions before Ray starts; the
+launcher then calls :func:`watch_tuner` (or :func:`watch_restored`) while it builds the Tuner.
+The lines' wording is :mod:`study.console`; the callback printing them is
+:mod:`study.progress_callback`.
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 
-from trainables.methods import flatten_trial
+from study.console import resume_command
+from study.options import ConsoleOptions
 
-SETTINGS = {"verbose": False, "log": [], "name": None}
-STUDY_LINE_EVERY_S = 30.0
 _DROP = ("Resume experiment with:", "Trials did not complete", "Checkpoint successfully created")
 
 
-def add_flags(parser, *, logs: bool = True) -> None:
-    """``--verbose`` and ``--log`` for ``run`` and ``resume``."""
-    parser.add_argument("--verbose", action="store_true",
-                        help="keep Ray Tune's own status tables and INFO logging")
-    if logs:
-        parser.add_argument("--log", dest="log", action="append", default=[],
-                            metavar="mlflow[=URI]|wandb",
-                            help="also log every trial to MLflow (default store: "
-                                 "sqlite:///<study>/mlflow.db) or Weights & Biases")
-
-
-def configure(args) -> None:
-    """Remember the console/logging choices; refuse a bad ``--log`` before Ray starts; name
-    the Ray job after the study (the dashboard's Jobs page)."""
-    from study.loggers import parse_log_flags
-    SETTINGS["verbose"] = bool(getattr(args, "verbose", False))
-    SETTINGS["log"] = parse_log_flags(getattr(args, "log", None) or [])
-    if args.command not in ("run", "resume") or getattr(args, "dry_run", False):
-        return
-    if not SETTINGS["verbose"]:
+def prepare_console(console: ConsoleOptions) -> None:
+    """Before Ray starts (a real run or resume): Tune's console mode and the Ray job's name."""
+    if not console.verbose:
         # Tune's new console output prints its config box, paths and per-error blocks even
         # at verbose=0; the classic reporter at verbose=0 prints nothing (we print our lines)
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    name = (getattr(args, "name", None) or getattr(args, "into", None)
-            or getattr(args, "study", None))
-    if name:
-        base = os.path.basename(str(name).rstrip("/"))
-        SETTINGS["name"] = base[:-5] if base.endswith(".yaml") else base
-        name_ray_job(SETTINGS["name"])
+    if console.job_name:
+        name_ray_job(console.job_name)
+
+
+def job_name_of(study: str | None) -> str | None:
+    """A study's name as the Jobs page shows it: the folder or file name, without .yaml."""
+    if not study:
+        return None
+    base = os.path.basename(str(study).rstrip("/"))
+    return base[:-5] if base.endswith(".yaml") else base
 
 
 def name_ray_job(name: str) -> None:
     """The driver's job metadata ``job_name`` is what the Jobs page shows (else "-").
     ``ray.init`` merges the job config injected through this variable (that is how ``ray job
     submit`` passes its own); a submitted job keeps the name it was given."""
-    var = "RAY_JOB_CONFIG_JSON_ENV_VAR"   # ray._private.runtime_env.constants (importing
-    # ray here would cost every CLI command seconds)
-    if var not in os.environ:
-        os.environ[var] = json.dumps({"metadata": {"job_name": f"elm-study {name}"}})
+    from trainables.ray_layer.private import JOB_CONFIG_ENV_VAR
+    if JOB_CONFIG_ENV_VAR not in os.environ:
+        os.environ[JOB_CONFIG_ENV_VAR] = json.dumps(
+            {"metadata": {"job_name": f"elm-study {name}"}})
 
 
 class _DropChatter(logging.Filter):
@@ -81,9 +68,9 @@ class _DropChatter(logging.Filter):
         return not any(d in msg for d in _DROP) or record.levelno >= logging.CRITICAL
 
 
-def quiet_ray_logging() -> None:
+def quiet_ray_logging(console: ConsoleOptions) -> None:
     """Called after ``ray.init`` (which sets the 'ray' logger to INFO): keep warnings+."""
-    if SETTINGS["verbose"]:
+    if console.verbose:
         return
     logging.getLogger("ray").setLevel(logging.WARNING)
     for name in ("ray.tune", "ray.tune.tune", "ray.tune.analysis.experiment_analysis",
@@ -93,108 +80,41 @@ def quiet_ray_logging() -> None:
         h.addFilter(_DropChatter())
 
 
-def trainable(train_fn, resources: dict):
-    """The trial actor (named after its trial on the dashboard) with its resources."""
-    from ray import tune
-
-    from trainables.ray_metrics import trial_actor
-    return tune.with_resources(trial_actor(train_fn, quiet=not SETTINGS["verbose"]), resources)
-
-
-def watch_tuner(tune_config, run_config, meta: dict, path: str) -> None:
+def watch_tuner(tune_config, run_config, meta: dict, path: str,
+                console: ConsoleOptions) -> None:
     """Add the progress printer and the ``--log`` callbacks; silence Tune's tables."""
     from study.loggers import logger_callbacks
-    quiet_ray_logging()
-    callbacks = list(run_config.callbacks or [])
     from study.progress_callback import StudyProgress
+    quiet_ray_logging(console)
+    callbacks = list(run_config.callbacks or [])
     callbacks.append(StudyProgress(meta, path))
-    callbacks.extend(logger_callbacks(meta, path, SETTINGS["log"]))
+    callbacks.extend(logger_callbacks(meta, path, list(console.log)))
     run_config.callbacks = callbacks
-    run_config.verbose = 2 if SETTINGS["verbose"] else 0
+    run_config.verbose = 2 if console.verbose else 0
     print_banner(meta, path)
 
 
-def watch_restored(tuner, meta: dict, path: str) -> None:
+def watch_restored(tuner, meta: dict, path: str, console: ConsoleOptions) -> None:
     """``Tuner.restore`` brings back the callbacks pickled at launch: use this command's
-    (its --verbose / --log) instead. Ray 2.60 has no public setter, hence the private path."""
-    try:
-        internal = tuner._local_tuner
-        run_config, tune_config = internal._run_config, internal._tune_config
-    except AttributeError:   # another Ray version: keep the restored ones
+    (its --verbose / --log) instead. Ray 2.60 has no public setter: the shim reaches them."""
+    from trainables.ray_layer.private import restored_run_and_tune_config
+    configs = restored_run_and_tune_config(tuner)
+    if configs is None:   # another Ray version: keep the restored ones
         return
+    run_config, tune_config = configs
     run_config.callbacks = [c for c in run_config.callbacks or []
                             if not type(c).__module__.startswith("study.")]
-    watch_tuner(tune_config, run_config, meta, path)
-
-
-def resume_command(meta: dict, path: str) -> str:
-    storage = meta.get("storage")
-    return (f"elm-study resume {meta.get('name')}" + (f" --storage {storage}" if storage else "")
-            if storage and str(path).startswith(str(storage)) else f"elm-study resume {path}")
+    watch_tuner(tune_config, run_config, meta, path, console)
 
 
 def print_banner(meta: dict, path: str) -> None:
     """Where to look while it runs, and how to continue if this driver goes away."""
-    try:
-        import ray
-        port = ray._private.worker.global_worker.node.metrics_export_port
+    from trainables.ray_layer.private import dashboard_url, metrics_export_port
+    port = metrics_export_port()
+    if port:   # None when joined to a cluster: its nodes' agents export them
         print(f"trial metrics (Prometheus): http://127.0.0.1:{port}/metrics", flush=True)
-    except Exception:   # joined a cluster: its nodes' agents export them
-        pass
-    if _dashboard_url():   # init_ray printed its URL
+    if dashboard_url():   # init_ray printed its URL
         print("the dashboard asks for a token: `ray get-auth-token` prints it (it is also in "
               "~/.ray/auth_token)", flush=True)
     print(f"tensorboard --logdir {path}", flush=True)
     print(f"if this driver stops: {resume_command(meta, path)}", flush=True)
-
-
-def _dashboard_url() -> str | None:
-    try:
-        import ray
-        return ray._private.worker.global_worker.node.address_info.get("webui_url") or None
-    except Exception:
-        return None
-
-
-# =========================================================================================
-# the callback
-# =========================================================================================
-def _fmt_minutes(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _num(v, fmt: str) -> str:
-    return format(v, fmt) if isinstance(v, (int, float)) and math.isfinite(v) else "–"
-
-
-def trial_words(config: dict, trial_id: str = "", label: str | None = None) -> str:
-    """'ELM + DRW (λ=0.5) cifar10-lt r=100 seed 1'."""
-    from trainables.ray_metrics import trial_name
-    f = flatten_trial(config or {})
-    name = trial_name(config)
-    if label:
-        name = f"{label} seed {f.get('seed')}"
-    label_part, _, seed_part = name.rpartition(" seed ")
-    ratio = f.get("ratio")
-    where = f"{f.get('dataset', '?')}-{f.get('imb_type', 'lt')}" + (
-        f" r={ratio:g}" if isinstance(ratio, (int, float)) else "")
-    return f"{label_part} {where} seed {seed_part}" + (f" [{trial_id}]" if trial_id else "")
-
-
-def progress_line(config: dict, result: dict, s_per_epoch: float) -> str:
-    """One evaluation's line (see the module docstring)."""
-    f = flatten_trial(config or {})
-    epoch, epochs = result.get("epoch"), f.get("epochs")
-    left = (epochs - epoch) * s_per_epoch if isinstance(epochs, int) and epoch else math.nan
-    best = f"(best {_num(result.get('best_test_top1'), '.2f')} @{result.get('best_epoch', '?')})"
-    groups = "  ".join(f"{short} {_num(result.get(f'test_{g}'), '.1f')}"
-                       for g, short in (("many", "many"), ("medium", "med"), ("few", "few")))
-    return (f"{trial_words(config, label=result.get('method'))}  ep {epoch}/{epochs}  "
-            f"top-1 {_num(result.get('test_top1'), '.2f')} {best}  {groups}  "
-            f"{_num(s_per_epoch, '.1f')} s/ep  eta {_fmt_minutes(left)}")

@@ -1,4 +1,7 @@
-"""The Tune callback behind a study's console lines (see :mod:`study.progress`)."""
+"""The Tune callback behind a study's console lines (see :mod:`study.progress`).
+
+Tune pickles its callbacks into a study's experiment state by module path: ``StudyProgress``
+stays at ``study.progress_callback`` so that studies written earlier still resume."""
 from __future__ import annotations
 
 import atexit
@@ -9,8 +12,8 @@ import time
 
 from ray.tune import Callback
 
-from study.progress import (STUDY_LINE_EVERY_S, _fmt_minutes, _num, progress_line,
-                            resume_command, trial_words)
+from study.console import (STUDY_LINE_EVERY_S, fmt_minutes, num, progress_line, resume_command,
+                           trial_words)
 from trainables.methods import flatten_trial
 
 
@@ -50,8 +53,8 @@ class StudyProgress(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}
         self.say(f"done   {trial_words(trial.config, trial.trial_id, r.get('method'))}  "
-                 f"top-1 {_num(r.get('test_top1'), '.2f')}  best "
-                 f"{_num(r.get('best_test_top1'), '.2f')} @{r.get('best_epoch', '?')}  "
+                 f"top-1 {num(r.get('test_top1'), '.2f')}  best "
+                 f"{num(r.get('best_test_top1'), '.2f')} @{r.get('best_epoch', '?')}  "
                  f"({r.get('status', 'finished')}, {r.get('epoch', '?')} epochs)")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -86,11 +89,12 @@ class StudyProgress(Callback):
         left = (total - done) / rate if rate > 0 else math.nan
         end = (time.strftime("%H:%M", time.localtime(time.time() + left))
                if math.isfinite(left) else "?")
+        pending = counts["PENDING"] + counts["PAUSED"] + not_created
         return (f"study {self.meta.get('name')}: {counts['TERMINATED']} done · "
-                f"{counts['RUNNING']} running · {counts['PENDING'] + counts['PAUSED'] + not_created}"
-                f" pending · {counts['ERROR']} failed · epochs {done}/{total} · "
-                f"{_fmt_minutes(elapsed)} elapsed · projected end {end} "
-                f"(in {_fmt_minutes(left)})")
+                f"{counts['RUNNING']} running · {pending} pending · {counts['ERROR']} failed · "
+                f"epochs {done}/{total} · "
+                f"{fmt_minutes(elapsed)} elapsed · projected end {end} "
+                f"(in {fmt_minutes(left)})")
 
     def on_experiment_end(self, trials, **info):
         self.say(self.study_line(trials))

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STUDY_FILE = "study.json"
+from trainables.results import STUDY_FILE
 
 
 class StudyError(ValueError):
@@ -67,10 +67,22 @@ def check_writable(root: str, *, create: bool = True) -> None:
 
 
 def read_meta(path: Path) -> dict:
+    """A study's study.json; one StudyError line naming it when it cannot be read (torn,
+    truncated, garbled): nothing can be done to a study without its record of its runs, and
+    nothing is changed."""
+    where = Path(path) / STUDY_FILE
     try:
-        return json.loads((Path(path) / STUDY_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise StudyError(f"cannot read {Path(path) / STUDY_FILE}: {e}") from None
+        meta = json.loads(where.read_text())
+    except OSError as e:
+        raise StudyError(f"cannot read {where}: {e.strerror or e}") from None
+    except ValueError as e:   # JSONDecodeError, or bytes that are not UTF-8
+        raise StudyError(f"{where} is damaged (not valid JSON: {e}); it is the study's "
+                         "record of its runs, written whole or not at all, so this is a copy "
+                         "cut short or edited: restore it (nothing was changed)") from None
+    if not isinstance(meta, dict):
+        raise StudyError(f"{where} is damaged (it holds {json.dumps(meta)[:40]}, not a study's "
+                         "record); restore it (nothing was changed)")
+    return meta
 
 
 def write_meta(path: Path, meta: dict) -> None:

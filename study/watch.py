@@ -1,6 +1,6 @@
 """Watching a study from its storage folder, without Ray: ``elm-study status STUDY --watch``
-(refreshes until every trial has ended) and ``elm-study optuna-dashboard STUDY``.
-Also adds this issue's flags to the CLI's parser (:func:`add_watch_arguments`)."""
+(refreshes until every trial has ended) and ``elm-study optuna-dashboard STUDY`` (their flags
+are in :mod:`study.cli`'s parser)."""
 from __future__ import annotations
 
 import shutil
@@ -12,24 +12,6 @@ from pathlib import Path
 from study.store import StudyError, read_meta
 
 ENDED = ("terminated", "diverged", "stopped", "errored")
-
-
-def add_watch_arguments(sub) -> None:
-    """``run``/``resume``: --verbose, --log; ``status``: --watch, --interval; and the
-    ``optuna-dashboard`` command. ``sub`` is the CLI's subparsers action."""
-    from study.progress import add_flags
-    for name in ("run", "resume"):
-        add_flags(sub.choices[name])
-    status = sub.choices["status"]
-    status.add_argument("--watch", action="store_true",
-                        help="refresh from storage until the study ends (Ctrl-C to leave)")
-    status.add_argument("--interval", type=float, default=10.0, metavar="S",
-                        help="seconds between refreshes with --watch (default 10)")
-    od = sub.add_parser("optuna-dashboard",
-                        help="open an Optuna study's database in optuna-dashboard")
-    od.add_argument("study", help="study name (under --storage) or folder")
-    od.add_argument("--storage", default=sub.choices["status"].get_default("storage"))
-    od.add_argument("--port", type=int, default=8080)
 
 
 # =========================================================================================

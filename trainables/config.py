@@ -20,9 +20,11 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from trainables.data.imbalance import IMB_TYPES
+
 PRECISIONS = ("fp32", "bf16")
 HEADS = ("auto", "linear", "cosine")
-IMB_TYPES = ("lt", "step")
+DECOUPLE_METHODS = ("crt", "lws")   # second stages of decoupled learning (trainables.decoupled)
 # Fields that were removed, with the one value they could hold: old saved configs (results,
 # checkpoints) that carry them stay readable; any other value is an error.
 REMOVED_FIELDS = {"optimizer": "sgd"}   # SGD is the only optimizer the engine builds
@@ -178,6 +180,12 @@ class TrialConfig:
     warmup_epochs: int = field(default=5, metadata={
         "help": "linear warm-up epochs: lr * e / warmup for 1-based e <= warmup",
         "group": "schedule"})
+    min_warmup_epochs: int = field(default=5, metadata={
+        "help": "the warm-up is never shorter than this many epochs (nor than warmup_epochs, "
+                "nor than half the run) when the schedule is scaled down: a proportional "
+                "warm-up of a short run starts at the full lr, and LA / Balanced Softmax "
+                "collapse there (docs/recipe.md); 0 = purely proportional. The 200-epoch "
+                "recipe is unchanged", "group": "schedule"})
     lr_milestones: tuple[int, ...] = field(default=(160, 180), metadata={
         "help": "0-based epochs from which a factor applies (comma separated)",
         "group": "schedule"})
@@ -265,8 +273,9 @@ class TrialConfig:
         """Warm-up, LR milestones and DRW epoch, scaled to ``epochs`` (all 0-based epochs)."""
         milestones = [self.scale_epoch(m) for m in self.lr_milestones]
         warmup = self.scale_epoch(self.warmup_epochs) if self.warmup_epochs else 0
-        if self.warmup_epochs and warmup == 0:
-            warmup = 1
+        if self.warmup_epochs:   # a floor that binds only when the scaled warm-up is short
+            warmup = max(warmup, 1, min(self.min_warmup_epochs, self.warmup_epochs,
+                                        self.epochs // 2))
         drw_epoch = self.drw_epoch if self.drw_epoch is not None else (
             self.lr_milestones[0] if self.lr_milestones else self.recipe_epochs)
         return {"warmup_epochs": warmup, "lr_milestones": milestones,
@@ -292,7 +301,8 @@ class TrialConfig:
 
     def checkpoint_due(self, metrics: dict) -> bool:
         """Whether the epoch just reported gets a checkpoint: every ``checkpoint_every``
-        epochs and the last one (one rule for the CLI, the trainable and Ray Train workers)."""
+        epochs and the last one (the one rule of trainables.checkpoints.write_epoch, which
+        every writer calls)."""
         return bool(metrics["done"]) or metrics["epoch"] % self.checkpoint_every == 0
 
     # ---- identity ----------------------------------------------------------------------
@@ -301,8 +311,8 @@ class TrialConfig:
         used, head, scaled schedule) without RUNTIME_FIELDS. ``None`` (unset, "not applicable")
         is left out, so a new optional field does not change the keys of earlier trials."""
         out = {k: v for k, v in self.resolved().items()
-               if k not in RUNTIME_FIELDS and k not in LOSS_HPARAMS and k not in ("head",
-                                                                                   "drw_epoch")}
+               if k not in RUNTIME_FIELDS and k not in LOSS_HPARAMS and k not in (
+                   "head", "drw_epoch", "min_warmup_epochs")}   # schedule.* carries them
         return {k: v for k, v in sorted(out.items()) if v is not None}
 
     def trial_key(self) -> str:
@@ -454,9 +464,9 @@ def _validate(c: TrialConfig) -> None:
                          f"losses that take DRW: {sorted(n for n, s in LOSSES.items() if s.takes_weight)}")
     _check(c.drw_epoch is None or c.drw_epoch >= 0, "drw_epoch", c.drw_epoch, "must be >= 0")
     if c.decouple is not None:
-        _choice("decouple", c.decouple, ("crt", "lws"))
+        _choice("decouple", c.decouple, DECOUPLE_METHODS)
     _check((c.decouple is None) == (c.stage1 is None), "stage1", c.stage1,
-           "set it exactly when decouple is set (crt/lws)")
+           f"set it exactly when decouple is set ({'/'.join(DECOUPLE_METHODS)})")
     _check(c.decouple_epochs is None or c.decouple_epochs >= 1, "decouple_epochs",
            c.decouple_epochs, "must be >= 1")
     _check(c.decouple_lr is None or (c.decouple_lr > 0 and math.isfinite(c.decouple_lr)),
@@ -472,6 +482,7 @@ def _validate(c: TrialConfig) -> None:
     _check(0 <= c.momentum < 1, "momentum", c.momentum, "must be in [0, 1)")
     _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "must be >= 0")
     _check(c.warmup_epochs >= 0, "warmup_epochs", c.warmup_epochs, "must be >= 0")
+    _check(c.min_warmup_epochs >= 0, "min_warmup_epochs", c.min_warmup_epochs, "must be >= 0")
     _check(len(c.lr_milestones) == len(c.lr_factors), "lr_factors", c.lr_factors,
            f"needs one factor per milestone ({len(c.lr_milestones)})")
     _check(list(c.lr_milestones) == sorted(c.lr_milestones) and all(m >= 0 for m in

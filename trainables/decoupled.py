@@ -1,7 +1,7 @@
 """Decoupled classifier learning (Kang et al., ICLR 2020): cRT and LWS as trials.
 
 A decoupled trial names its first-stage trial (``stage1``: a ``trial.pt`` checkpoint or a
-trial folder, whose newest ``checkpoint_*/trial.pt`` is used) and trains only the classifier:
+trial folder, whose newest good checkpoint is used) and trains only the classifier:
 
 - cRT: backbone frozen (BatchNorm statistics too), the linear classifier re-initialised and
   re-trained with CE under class-balanced sampling;
@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainables.config import LOSS_HPARAMS, TrialConfig
-from trainables.engine import Trainer, load_checkpoint
+from trainables.checkpoints import (CHECKPOINT_FILE, load_checkpoint, newest_good_in,
+                                    write_epoch)
+from trainables.config import DECOUPLE_METHODS, LOSS_HPARAMS, TrialConfig
+from trainables.data.loader import epoch_seed
+from trainables.engine import Trainer
 
-DECOUPLE_METHODS = ("crt", "lws")
 DEFAULT_EPOCHS = {"crt": 10, "lws": 5}      # in recipe epochs of the first stage
 PAPER_LR, PAPER_BATCH = 0.2, 512
 WEIGHT_DECAY = 5e-4
@@ -36,17 +38,19 @@ SAME_AS_STAGE1 = ("dataset", "imb_type", "ratio", "img_max", "data_seed", "val_f
                   "model")
 
 
-def stage1_checkpoint(path: str) -> Path:
-    """The checkpoint file ``path`` names: itself, or the newest checkpoint in a trial folder."""
+def stage1_state(path: str) -> dict:
+    """The first stage's trial state: the checkpoint file ``path`` names, or the newest good
+    checkpoint of the trial folder it names."""
     p = Path(path).expanduser()
     if p.is_dir():
-        found = sorted(p.glob("checkpoint_*/trial.pt")) or sorted(p.glob("trial.pt"))
-        if not found:
-            raise ValueError(f"stage1={path}: no checkpoint_*/trial.pt in that trial folder")
-        return found[-1]
+        found = newest_good_in(p)
+        if found is None:
+            raise ValueError(f"stage1={path}: no checkpoint_*/{CHECKPOINT_FILE} that loads in "
+                             "that trial folder")
+        return found[1]
     if not p.exists():
         raise ValueError(f"stage1={path}: no such checkpoint file or trial folder")
-    return p
+    return load_checkpoint(p)
 
 
 def stage2_config(cfg: TrialConfig, s1: TrialConfig) -> TrialConfig:
@@ -96,8 +100,7 @@ class ClassBalancedLoader:
 
     def draw(self) -> torch.Tensor:
         dev = self._y.device
-        g = torch.Generator(device=dev).manual_seed(
-            (self.seed * 1_000_003 + self.epoch * 7_919 + 424_242) % (2**63 - 1))
+        g = torch.Generator(device=dev).manual_seed(epoch_seed(self.seed, self.epoch, 424_242))
         n = self._y.shape[0]
         present = torch.nonzero(self.counts).flatten()       # classes with images
         cls = present[torch.randint(0, len(present), (n,), generator=g, device=dev)]
@@ -121,7 +124,7 @@ class DecoupledTrainer(Trainer):
         if cfg.decouple not in DECOUPLE_METHODS:
             raise ValueError(f"decouple={cfg.decouple!r} is not valid; choose one of "
                              f"{list(DECOUPLE_METHODS)}")
-        state = load_checkpoint(stage1_checkpoint(cfg.stage1))
+        state = stage1_state(cfg.stage1)
         s1 = TrialConfig.from_dict(state["config"])
         self.outer_cfg, self.stage1_cfg = cfg, s1
         super().__init__(stage2_config(cfg, s1), device=device, data=data)
@@ -178,9 +181,6 @@ def run_for_study(study: str, method: str, losses=("ce",), device: str = "cpu") 
     """Run the decoupled ``method`` from every finished linear-head trial of ``study`` whose
     loss is in ``losses``, in this process; each writes STUDY/decoupled/<trial>_<method>/
     (result.json, one strict-JSON line per epoch as Tune writes, trial.pt, confusion.json)."""
-    import json
-
-    from trainables.jsonio import dumps_strict
     from trainables.results import DECOUPLED_DIR, one_per_key, study_trials
     done = []
     for t in one_per_key(study_trials(study)):
@@ -192,14 +192,23 @@ def run_for_study(study: str, method: str, losses=("ce",), device: str = "cpu") 
         out = Path(study) / DECOUPLED_DIR / f"{t['trial_id']}_{method}"
         out.mkdir(parents=True, exist_ok=True)
         trainer = DecoupledTrainer(cfg)
-        with open(out / "result.json", "w") as f:
-            for m in trainer.epochs():
-                f.write(dumps_strict({**m, **trainer.static_fields, "seed": cfg.seed,
-                                      "trial_id": f"{t['trial_id']}_{method}"}) + "\n")
-        trainer.save(out / "trial.pt")
-        (out / "confusion.json").write_text(json.dumps(trainer.confusion))
+        static = {**trainer.static_fields, "seed": cfg.seed,
+                  "trial_id": f"{t['trial_id']}_{method}"}
+        _train_into(trainer, out, static)
         done.append(out)
     return done
+
+
+def _train_into(trainer: DecoupledTrainer, out: Path, static: dict) -> None:
+    """Train to the end through the checkpoint sink: a result.json line per epoch, trial.pt
+    when due and at the end, the final confusion.json beside it."""
+    from trainables.jsonio import dumps_strict
+    with open(out / "result.json", "w") as f:
+        def emit(row: dict, _folder) -> None:
+            f.write(dumps_strict(row) + "\n")
+
+        for m in trainer.epochs():
+            write_epoch(trainer, {**m, **static}, trainer.cfg, emit, folder=out)
 
 
 def main(argv=None) -> int:

@@ -14,9 +14,7 @@ Design notes (why it is fast and faithful):
 from __future__ import annotations
 
 import math
-import os
 import random
-import re
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -24,6 +22,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from trainables.checkpoints import (CHECKPOINT_FORMAT, check_checkpoint, load_checkpoint,
+                                    save_checkpoint)
 from trainables.config import TrialConfig
 from trainables.data.build import build_data, make_loaders
 from trainables.losses import create_loss, drw_weights
@@ -31,12 +31,7 @@ from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
 from trainables.models import create_model
 from trainables.provenance import provenance
 
-CHECKPOINT_FORMAT = 1
 CONFUSION_IN_ROW_MAX = 100   # classes: larger confusion matrices go only to the trial's file
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated, corrupted or from another trial."""
 
 
 # =========================================================================================
@@ -103,7 +98,7 @@ class Trainer:
     def __init__(self, cfg: TrialConfig, *, device: str | torch.device | None = None,
                  data=None, dist=None):
         """``data`` (a TrialData) replaces the dataset the config names (benchmarks, tests).
-        ``dist``: a trainables.distributed.Dist for a data-parallel worker, None otherwise."""
+        ``dist``: a trainables.dist.Dist for a data-parallel worker, None otherwise."""
         self.cfg, self.dist = cfg, dist
         self.device = device if isinstance(device, torch.device) else \
             resolve_device(device or cfg.device)
@@ -270,58 +265,13 @@ class Trainer:
         self.history = [dict(h) for h in state.get("history") or []]
 
     def save(self, path) -> None:
-        """Write atomically (temp file + rename): a crash never leaves a half-written file."""
-        tmp = f"{path}.tmp"
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        """Write this trial's state atomically (trainables.checkpoints.save_checkpoint)."""
+        save_checkpoint(self.state_dict(), path)
 
     def load(self, path) -> None:
         self.load_state_dict(load_checkpoint(path))
 
 
-def check_checkpoint(state: dict, cfg: TrialConfig) -> None:
-    """CheckpointError unless ``state`` has this format and ``cfg``'s config up to runtime
-    fields (a CLI checks this before building anything); the message names each field that
-    differs, this run's value first."""
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint format {state.get('format')!r} is not "
-                              f"{CHECKPOINT_FORMAT}")
-    try:
-        saved = TrialConfig.from_dict(state["config"]).replace(**_runtime_fields(cfg))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint holds no valid trial config ({e})") from e
-    if saved != cfg:
-        old = saved.to_dict()
-        diff = [f"{k}={v!r} here, {old[k]!r} in the checkpoint"
-                for k, v in cfg.to_dict().items() if old[k] != v]
-        raise CheckpointError("checkpoint belongs to a different trial config: " +
-                              "; ".join(diff))
-
-
-def _runtime_fields(cfg: TrialConfig) -> dict:
-    """Fields that may differ between the run that saved and the run that resumes."""
-    return {k: getattr(cfg, k) for k in ("device", "data_root", "download", "compile",
-                                           "channels_last",
-                                           "checkpoint_every", "extra", "num_workers",
-                                           "gpu_decode", "train_list", "val_list",
-                                           "test_list", "workers_per_trial")}
-
-
 def _plain(m: dict) -> dict:
     return {k: v for k, v in m.items() if isinstance(v, (int, float, str, bool, list))}
 
-
-def load_checkpoint(path) -> dict:
-    """Load a checkpoint safely (weights_only=True); a clear CheckpointError if it is bad."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise CheckpointError(f"checkpoint {path} does not exist") from e
-    except Exception as e:   # truncated zip, bad pickle, disallowed type...
-        # torch's weights_only errors are pages of advice around one line of cause
-        cause = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(e))
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: "
-                              f"{cause.group(1) if cause else e})") from e
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"checkpoint {path} holds no trial state")
-    return state

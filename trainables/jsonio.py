@@ -23,12 +23,3 @@ def dumps_strict(obj, **kwargs) -> str:
     that is not JSON (``allow_nan=False`` catches what the conversion does not reach, e.g.
     a NaN produced by ``default=``)."""
     return json.dumps(finite_or_none(obj), allow_nan=False, **kwargs)
-
-
-def _reject(name: str):
-    raise ValueError(f"not strict JSON: {name}")
-
-
-def loads_strict(text: str):
-    """``json.loads`` that refuses NaN/Infinity/-Infinity (the check the tests apply)."""
-    return json.loads(text, parse_constant=_reject)

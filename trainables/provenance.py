@@ -46,9 +46,5 @@ def _this_tree() -> dict:
     return git_state(_ROOT)
 
 
-def git_commit() -> str:
-    return _this_tree()["git_commit"]
-
-
 def provenance() -> dict:
     return {"package_version": __version__, **_this_tree(), "node": socket.gethostname()}

@@ -1,22 +1,33 @@
-"""Reading what studies wrote: one module for the trainable, ``study`` and ``analysis``.
+"""Reading what studies wrote, and the fields every reported row carries: one module for the
+trial writers (the Ray layer, the decoupled stage), ``study`` and ``analysis``.
 
 A study folder is one or more Ray Tune experiments: the first run's trials sit directly in the
 folder, each later run (an extension: ``elm-study run ... --into STUDY``) in ``run-<k>/``.
 Every trial folder holds ``params.json`` (its Tune config) and ``result.json`` (one JSON line per
 reported epoch). Nothing here needs Ray or pandas, so a study can be read while it runs, after
 its driver was killed, or on a laptop without Ray.
+
+Damage is named, not fatal: a file a reader cannot read (a torn last line of ``result.json``,
+a missing or garbled ``params.json``, an empty trial folder) is one line ``damaged: PATH:
+what`` — appended to the ``damage`` list a caller passes, else printed to stderr — and the
+reader goes on with what is intact. Nothing here writes, repairs or deletes (what each file's
+torn write looks like: docs/study-folder.md).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 from trainables.config import TrialConfig
-from trainables.methods import flatten_trial
+from trainables.methods import flatten_trial, method_label
+from trainables.provenance import provenance
 
 RUN_PREFIX = "run-"
+STUDY_FILE = "study.json"      # the study's own record of its runs (study.store writes it)
+POSTHOC_FILE = "posthoc.json"  # the post-hoc rows of a study (analysis.posthoc writes them)
 FINISHED = ("terminated", "stopped", "diverged")   # a trial in these states is not run again
 
 
@@ -24,17 +35,42 @@ def _lenient_constant(name: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[name]
 
 
-def parse_json_lines(text: str) -> list[dict]:
-    """JSON lines; a torn line (a writer killed mid-line) is skipped. Old files may carry NaN."""
+def parse_json_lines(text: str, bad: list | None = None) -> list[dict]:
+    """JSON lines; a torn line (a writer killed mid-line) is skipped, and its number (from 1)
+    appended to ``bad`` when given. Old files may carry NaN."""
     rows = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
         try:
             row = json.loads(line, parse_constant=_lenient_constant)
-        except json.JSONDecodeError:
-            continue
+        except (json.JSONDecodeError, RecursionError):
+            row = None
         if isinstance(row, dict):
             rows.append(row)
+        elif bad is not None:
+            bad.append(number)
     return rows
+
+
+def note_damage(damage: list | None, path, what: str) -> None:
+    """One line naming a damaged file and what is wrong with it: into ``damage``, or stderr."""
+    line = f"damaged: {path}: {what}"
+    if damage is None:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        damage.append(line)
+
+
+def trial_static_fields(cfg: TrialConfig) -> dict:
+    """Fields every reported row carries, so results are self-describing without params.json
+    (the trial's label and key, its resolved hyper-parameters, head and DRW epoch, and the
+    package version and git commit that computed it)."""
+    hp = cfg.loss_hparams()
+    return {"method": method_label(cfg.loss, cfg.drw, hp.get("lam")),
+            "trial_key": cfg.trial_key(),   # what studies de-duplicate and extend by
+            **{f"hp_{k}": v for k, v in hp.items()}, "head_used": cfg.resolved_head(),
+            "drw_epoch_used": cfg.schedule()["drw_epoch"], **provenance()}
 
 
 def experiment_dirs(study: str | Path) -> list[Path]:
@@ -62,6 +98,15 @@ def _launch_order(trial_dir: Path):
     return (0, int(found[-1][1]), trial_dir.name) if found else (1, 0, trial_dir.name)
 
 
+def _trial_folders(experiment: Path) -> list[Path]:
+    """Sub-folders of one experiment that are (or were meant to be) trial folders: those with
+    a params.json, and those named as Tune names trials (``..._<exp>_<index>``) without one."""
+    found = {q.parent for q in experiment.glob("*/params.json")}
+    found |= {q for q in experiment.iterdir() if q.is_dir() and _TRIAL_ID.search(q.name)} \
+        if experiment.is_dir() else set()
+    return sorted(found)
+
+
 def trial_dirs(study: str | Path) -> list[Path]:
     """Folders of every run of the study that hold a trial (they contain params.json), each
     run's in launch order."""
@@ -69,21 +114,39 @@ def trial_dirs(study: str | Path) -> list[Path]:
             for p in sorted((q.parent for q in exp.glob("*/params.json")), key=_launch_order)]
 
 
-def read_results(trial_dir: Path) -> list[dict]:
-    """Every reported epoch of one trial, as written (retried epochs appear twice)."""
+def read_results(trial_dir: Path, damage: list | None = None) -> list[dict]:
+    """Every reported epoch of one trial, as written (retried epochs appear twice). Lines
+    that are not JSON (a torn last line: a writer killed mid-write) are skipped and named."""
     path = Path(trial_dir) / "result.json"
-    return parse_json_lines(path.read_text()) if path.exists() else []
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        note_damage(damage, path, f"cannot be read ({e.strerror or e}); no epochs read")
+        return []
+    bad: list[int] = []
+    rows = parse_json_lines(data.decode("utf-8", errors="replace"), bad)
+    if bad:
+        last = data.rstrip(b"\n").count(b"\n") + 1
+        what = (f"its last line (line {last}) is not whole JSON (a write cut short?)"
+                if bad == [last]
+                else f"line(s) {', '.join(map(str, bad[:5]))}{' ...' if len(bad) > 5 else ''}"
+                     f" of {last} are not JSON")
+        note_damage(damage, path, f"{what}; read the {len(rows)} intact line(s)")
+    return rows
 
 
-DECOUPLED_DIR = "decoupled"    # STUDY/decoupled/<stage-1 trial id>_<crt|lws>/ (trainables.decoupled)
+DECOUPLED_DIR = "decoupled"   # STUDY/decoupled/<stage-1 trial id>_<method>/ (trainables.decoupled)
 
 
-def decoupled_runs(study: str | Path) -> list[tuple[Path, list[dict]]]:
+def decoupled_runs(study: str | Path, damage: list | None = None
+                   ) -> list[tuple[Path, list[dict]]]:
     """The finished decoupled (cRT/LWS) runs of a study: (folder, every reported row), in
     folder order; a run whose last evaluation is not ``done`` is left out."""
     out = []
     for d in sorted((Path(study) / DECOUPLED_DIR).glob("*/")):
-        rows = read_results(d)
+        rows = read_results(d, damage)
         evals = [r for r in rows if "test_top1" in r]
         if evals and evals[-1].get("done"):
             out.append((d, rows))
@@ -151,8 +214,12 @@ def trial_id_of(d: Path, results: list[dict]) -> str:
 
 def trial_config(trial_dir: Path) -> tuple[dict, str | None]:
     """(the trial's fields with TrialConfig's defaults filled in, its key) from params.json;
-    (raw fields, None) when they no longer make a valid config."""
-    flat = flatten_trial(json.loads((Path(trial_dir) / "params.json").read_text()))
+    (raw fields, None) when they no longer make a valid config. An unreadable params.json
+    raises OSError or ValueError (see :func:`study_trials`)."""
+    raw = json.loads((Path(trial_dir) / "params.json").read_text())
+    if not isinstance(raw, dict):
+        raise ValueError(f"holds a {type(raw).__name__}, not a trial's config")
+    flat = flatten_trial(raw)
     try:
         cfg = TrialConfig.from_dict(flat)
     except ValueError:
@@ -160,18 +227,54 @@ def trial_config(trial_dir: Path) -> tuple[dict, str | None]:
     return cfg.to_dict(), cfg.trial_key()
 
 
-def study_trials(study: str | Path) -> list[dict]:
+def _has_bytes(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _unreadable_trial(d: Path, status: str | None) -> str | None:
+    """What is wrong with a trial folder that has no readable config, or None when that is
+    only a trial that Tune has not finished starting (its folder made, its params.json not
+    yet written)."""
+    if status in ("PENDING", "RUNNING"):
+        return None
+    if not any(d.iterdir()):
+        return "an empty trial folder (the trial wrote nothing: killed as it started?); skipped"
+    return "no params.json (the trial's config); trial skipped"
+
+
+def study_trials(study: str | Path, damage: list | None = None) -> list[dict]:
     """One record per trial folder of every run: where it is, its run, key, Tune id, state,
-    full config and its per-epoch rows (``epochs``, retried epochs de-duplicated; ``raw``)."""
+    full config and its per-epoch rows (``epochs``, retried epochs de-duplicated; ``raw``).
+    A trial folder without a readable params.json is skipped, and every damaged file named
+    (``damage``: a list to append the lines to; None prints them to stderr)."""
     records = []
     for exp in experiment_dirs(study):
         statuses = tune_statuses(exp)
-        for params in sorted(exp.glob("*/params.json")):
-            d = params.parent
-            raw = read_results(d)
+        for d in _trial_folders(exp):
+            params = d / "params.json"
+            if not params.exists():
+                what = _unreadable_trial(d, statuses.get(trial_id_of(d, [])))
+                if what:
+                    note_damage(damage, d, what)
+                continue
+            try:
+                config, key = trial_config(d)
+            except (OSError, ValueError, TypeError, AttributeError, RecursionError) as e:
+                why = e.strerror if isinstance(e, OSError) else e
+                note_damage(damage, params, f"cannot be read as the trial's config ({why}); "
+                            "trial skipped")
+                continue
+            raw = read_results(d, damage)
             rows = epoch_rows(raw)
-            config, key = trial_config(d)
             trial_id = trial_id_of(d, raw)
+            if not raw and statuses.get(trial_id) == "TERMINATED" and not _has_bytes(
+                    d / "result.json"):
+                note_damage(damage, d / "result.json",
+                            "missing or empty, but Tune recorded the trial as TERMINATED: its "
+                            "reported epochs are lost")
             # the key recorded when the trial ran wins: it names what was really computed,
             # even if a default changed in the code since
             recorded = next((r["trial_key"] for r in reversed(raw) if r.get("trial_key")), None)
@@ -180,12 +283,6 @@ def study_trials(study: str | Path) -> list[dict]:
                             "epochs": rows,
                             "status": trial_state(rows, d, statuses.get(trial_id))})
     return records
-
-
-def finished_keys(study: str | Path) -> dict[str, str]:
-    """trial key -> trial id of a finished trial, for every key finished in any run."""
-    return {t["trial_key"]: t["trial_id"] for t in study_trials(study)
-            if t["status"] in FINISHED and t["trial_key"]}
 
 
 def one_per_key(records: list[dict]) -> list[dict]:

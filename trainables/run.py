@@ -5,7 +5,9 @@
 
 Every TrialConfig field is a flag (``--max-m``, ``--no-augment``...); ``--config file.yaml``
 gives a base config that flags override. With ``--out`` it writes ``config.json``,
-``metrics.jsonl`` (one line per epoch) and checkpoints (``last.pt``) there.
+``metrics.jsonl`` (one line per epoch) and checkpoints (``last.pt``, every
+``checkpoint_every`` epochs and at the end, with the final ``confusion.json`` beside it) there,
+through the same checkpoint sink as the Ray trainables (trainables.checkpoints.write_epoch).
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ from pathlib import Path
 
 import yaml
 
+from trainables.checkpoints import (LAST_FILE, CheckpointError, check_checkpoint,
+                                    load_checkpoint, write_epoch)
 from trainables.config import (HEADS, IMB_TYPES, LARGE_SCALE_DATASETS, LARGE_SCALE_RECIPE,
                                PRECISIONS, REMOVED_FIELDS, TrialConfig, parse_value)
-from trainables.data import describe_dataset, get_dataset, list_datasets
+from trainables.data import describe_dataset, list_datasets
 from trainables.jsonio import dumps_strict
 from trainables.losses import LOSSES, describe_loss, list_losses
 from trainables.models import describe_model, list_models
@@ -32,6 +36,7 @@ GROUPS = {"data": "data", "loss": "loss (None = the loss's own default)", "model
 CHOICES = {"dataset": list_datasets, "loss": list_losses, "model": list_models,
            "head": lambda: list(HEADS), "precision": lambda: list(PRECISIONS),
            "imb_type": lambda: list(IMB_TYPES)}
+METRICS_FILE = "metrics.jsonl"   # --out DIR: one strict-JSON line per epoch (appended on resume)
 _MAX_LINE = 600   # characters of an error line (torch's unpickling errors run to pages)
 
 
@@ -148,7 +153,6 @@ def _read_config_file(path: str) -> dict:
 
 def load_resume(path: str, cfg: TrialConfig) -> dict:
     """The checkpoint's state, checked to be this config's before anything is built."""
-    from trainables.engine import CheckpointError, check_checkpoint, load_checkpoint
     try:
         state = load_checkpoint(path)
         check_checkpoint(state, cfg)
@@ -161,10 +165,10 @@ def check_out(out: Path, resuming: bool) -> None:
     """``out`` can be created (or exists) and is writable, and holds no other run unless this
     one resumes (metrics.jsonl is appended to: two runs' epochs must not mix); creates
     nothing."""
-    held = [n for n in ("metrics.jsonl", "last.pt") if (out / n).exists()]
+    held = [n for n in (METRICS_FILE, LAST_FILE) if (out / n).exists()]
     if held and not resuming:
         raise UsageError(f"--out {out} already holds a run ({', '.join(held)}); continue it "
-                         f"with --resume {out / 'last.pt'} or choose another --out")
+                         f"with --resume {out / LAST_FILE} or choose another --out")
     probe = out
     while not probe.exists():
         probe = probe.parent
@@ -249,15 +253,18 @@ def train(trainer, cfg: TrialConfig, out: Path | None, quiet: bool) -> int:
         if not quiet or m["done"]:
             print(format_line(m), flush=True)
         if out:
-            with open(out / "metrics.jsonl", "a") as fh:
-                fh.write(dumps_strict(m) + "\n")
-            if cfg.checkpoint_due(m):
-                trainer.save(out / "last.pt")
+            write_epoch(trainer, m, cfg, lambda row, _folder: _append_line(out, row),
+                        folder=out, name=LAST_FILE)
     m = trainer.last_metrics
     if m.get("test_top1") is not None:
         print(f"final top1 {m['test_top1']:.2f}  best top1 {m['best_test_top1']:.2f} "
               f"(epoch {m['best_epoch']}, selected on the test set)  status {trainer.status}")
     return 0 if trainer.status == "finished" else 1
+
+
+def _append_line(out: Path, row: dict) -> None:
+    with open(out / METRICS_FILE, "a") as fh:
+        fh.write(dumps_strict(row) + "\n")
 
 
 def fail(message: str) -> None:

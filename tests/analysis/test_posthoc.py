@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from analysis.posthoc import choose_tau, evaluate_logits, la_logits, tau_norm_logits
@@ -73,7 +72,7 @@ def _fake_study(root, val_fraction=0.3):
 
     from trainables.config import TrialConfig
     from trainables.engine import Trainer
-    from trainables.trainable import trial_static_fields
+    from trainables.results import trial_static_fields
     cfg = TrialConfig(dataset="synthetic", ratio=10.0, img_max=30, batch_size=32,
                       eval_batch_size=200, epochs=1, device="cpu",
                       val_fraction=val_fraction)

@@ -16,7 +16,7 @@ from PIL import Image
 from analysis import plots, style
 from analysis.collect import load_study, trial_dirs
 from analysis.report import main
-from trainables.jsonio import dumps_strict, loads_strict
+from trainables.jsonio import dumps_strict
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
@@ -117,6 +117,13 @@ def test_one_colour_per_method_across_figures(study):
     methods = list(dict.fromkeys(df["method"]))
     assert len({colours[m] for m in methods}) == len(methods)
     assert all(c in style.OKABE_ITO for c in (colours[m] for m in methods))
+
+
+def loads_strict(text: str):
+    """``json.loads`` that refuses NaN/Infinity/-Infinity, which strict parsers reject."""
+    def reject(name):
+        raise ValueError(f"not strict JSON: {name}")
+    return json.loads(text, parse_constant=reject)
 
 
 def _strict_lines(path: Path):

@@ -23,19 +23,34 @@ def test_dry_run_table1_reports_480_trials(capsys, tmp_path, cifar_root):
 
 @pytest.mark.parametrize("study, where", [("table1", "cifar-10-batches-py"),
                                           ("quickstart", "looked in /nonexistent")])
-def test_a_dry_run_checks_the_data_location_as_the_trials_would(capsys, tmp_path, study,
-                                                                  where):
-    """Data missing where the trials would read it: refused before Ray, in one line naming
-    the dataset, where it looked and how to fix it; nothing is created. The same files are
-    fine for a study on a cluster, whose workers read their own disks."""
-    argv = ["run", study, "--storage", str(tmp_path), "--set", "data_root=/nonexistent"]
-    for extra in (["--dry-run"], []):
-        rc, out, err = run_cli(capsys, *argv, *extra)
-        assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1, err
-        assert where in err and "--download" in err and "Traceback" not in err
-        assert not any(tmp_path.iterdir())
-    rc, out, err = run_cli(capsys, *argv, "--dry-run", "--address", "10.0.0.1:6379")
-    assert rc == 0, err
+def test_a_real_run_refuses_missing_data_before_ray(capsys, tmp_path, study, where):
+    """Data missing where the trials would read it: a real run is refused before Ray, in one
+    line naming the dataset, where it looked and how to fix it; nothing is created."""
+    rc, out, err = run_cli(capsys, "run", study, "--storage", str(tmp_path), "--set",
+                           "data_root=/nonexistent")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert where in err and "--download" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_dry_run_plans_without_the_data_and_names_what_is_missing(capsys, tmp_path):
+    """Issue 23: the whole plan, then one line per missing data location (CIFAR-10 and
+    CIFAR-100 here: what, where it looked, how to fix), exit 0, nothing created. On a cluster
+    the workers read their own disks: nothing is reported missing here."""
+    argv = ["run", "table1", "--dry-run", "--storage", str(tmp_path), "--set",
+            "data_root=/nonexistent"]
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 0 and err == "", err
+    assert "# 480 trials" in out and out.index("# 480 trials") < out.index("missing data:")
+    missing = [ln for ln in out.splitlines() if ln.startswith("missing data: ")]
+    assert len(missing) == 2, out
+    for line, folder, file in zip(missing, ("cifar-10-batches-py", "cifar-100-python"),
+                                  ("'data_batch_1'", "'train'")):
+        assert f"missing from /nonexistent/{folder}" in line and file in line, line
+        assert "--download" in line and "--set data_root=PATH" in line
+    assert not any(tmp_path.iterdir())
+    rc, out, err = run_cli(capsys, *argv, "--address", "10.0.0.1:6379")
+    assert rc == 0 and "missing data" not in out, err
 
 
 def test_list_shows_every_space_with_counts(capsys):
@@ -124,3 +139,79 @@ def test_show_prints_a_study_file_that_runs_as_shown(capsys, tmp_path, cifar_roo
     rc, out2, err = run_cli(capsys, "run", str(copy), "--dry-run", "--storage", str(tmp_path),
                             "--set", f"data_root={cifar_root}")
     assert rc == 0 and "# 32 trials" in out2, err
+
+
+def test_resource_flags_and_study_file_keys_are_one_list():
+    from search_spaces.studyfile import RESOURCE_KEYS
+    from study.options import RunOptions
+    assert tuple(RESOURCE_KEYS) == RunOptions.fields()
+
+
+def _one_run_study(tmp_path):
+    """A study folder as run 1 of smoke leaves it (study.json only: no trial has reported)."""
+    study = tmp_path / "grow"
+    study.mkdir()
+    meta = {"space": "smoke", "name": "grow", "storage": str(tmp_path), "expected_trials": 4,
+            "cpus_per_trial": 1.0, "gpus_per_trial": None, "max_concurrent": None,
+            "max_failures": 3, "workers_per_trial": 1,
+            "runs": [{"run": 1, "dir": ".", "launched": 4, "cpus_per_trial": 1.0}]}
+    (study / "study.json").write_text(json.dumps(meta))
+    return study
+
+
+def test_a_resource_flag_given_with_into_runs_the_new_trials_with_it(capsys, tmp_path):
+    """`run FILE --into STUDY --workers-per-trial 2`: the new run's trials get 2 workers (one
+    line says so; its run entry records it, which is what the launcher and resume read), the
+    study's earlier run keeps its 1; a value that cannot run exits 2 naming the flag."""
+    from study.plan import plan_run, run_options
+    study = _one_run_study(tmp_path)
+    before = (study / "study.json").read_bytes()
+    rc, out, err = run_cli(capsys, "run", "smoke", "--seeds", "5", "--into", str(study),
+                           "--workers-per-trial", "2", "--dry-run")
+    assert rc == 0, err
+    assert "adding 2 as run 2" in out and "run 2 runs with --workers-per-trial 2 (was 1)" in out
+    assert "# each trial: 2 Ray Train workers" in out, out
+    assert (study / "study.json").read_bytes() == before     # a dry run writes nothing
+
+    flags = {"workers_per_trial": 2, "cpus_per_trial": None}
+    plan = plan_run(__import__("search_spaces").get_space("smoke", seeds=[5]), flags,
+                    storage=str(tmp_path), into=str(study))
+    assert plan.kind == "extend" and plan.run == 2 and plan.options.workers_per_trial == 2
+    first, second = plan.meta["runs"]
+    assert run_options(plan.meta, first).workers_per_trial == 1
+    assert run_options(plan.meta, second).workers_per_trial == 2
+    assert plan.meta["workers_per_trial"] == 2     # fit_study builds the Tuner from these
+
+    for value, match in (("0", r"--workers-per-trial must be >= 1, got 0"),
+                         ("3", r"batch_size=32 .*workers_per_trial=3")):
+        rc, out, err = run_cli(capsys, "run", "smoke", "--into", str(study),
+                               "--workers-per-trial", value)
+        assert rc == 2 and re.search(match, err) and len(err.strip().splitlines()) == 1, err
+        assert (study / "study.json").read_bytes() == before
+
+
+def test_flags_not_given_with_into_keep_the_studys_values(tmp_path):
+    from search_spaces import get_space
+    from study.plan import plan_run
+    study = _one_run_study(tmp_path)
+    meta = json.loads((study / "study.json").read_text())
+    meta.update(cpus_per_trial=2.0, max_failures=0)
+    meta["runs"][0].update(cpus_per_trial=2.0, max_failures=0)
+    (study / "study.json").write_text(json.dumps(meta))
+    plan = plan_run(get_space("smoke", seeds=[5]), {}, storage=str(tmp_path), into=str(study))
+    assert plan.options.cpus_per_trial == 2.0 and plan.options.max_failures == 0
+    assert "runs with" not in plan.headline
+
+
+def test_workers_per_trial_in_the_trials_dispatches_them_like_the_flag(capsys, tmp_path):
+    """`--set workers_per_trial=2` (or `base:`) runs each trial on 2 Ray Train workers, as
+    `--workers-per-trial 2` does (the dispatcher reads the run's options, so the plan takes
+    the trials' value); trials asking for different counts are refused before Ray starts."""
+    rc, out, err = run_cli(capsys, "run", "smoke", "--dry-run", "--storage", str(tmp_path),
+                           "--set", "workers_per_trial=2", "--cpus-per-trial", "0.5")
+    assert rc == 0, err
+    assert "# each trial: 2 Ray Train workers" in out, out
+    rc, out, err = run_cli(capsys, "run", "smoke", "--dry-run", "--storage", str(tmp_path),
+                           "--grid", "workers_per_trial=1,2")
+    assert rc == 2 and "workers_per_trial [1, 2]" in err and "--workers-per-trial" in err, err
+    assert not any(tmp_path.iterdir())

@@ -12,8 +12,8 @@ import torch
 
 from analysis.collect import load_curves, load_study, read_results, trial_dirs
 from trainables.config import TrialConfig
+from trainables.checkpoints import newest_good
 from trainables.engine import Trainer
-from trainables.trainable import newest_good_state
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]
@@ -115,10 +115,10 @@ def test_corrupted_checkpoint_falls_back_to_the_previous_good_one(tmp_path):
         paths.append(p)
     data = paths[1].read_bytes()
     paths[1].write_bytes(data[: len(data) // 3])                     # truncated newest
-    state = newest_good_state(paths)
+    state = newest_good(paths)
     assert state["epoch"] == 1
     paths[0].write_bytes(b"garbage")
-    assert newest_good_state(paths) is None                          # -> start from scratch
+    assert newest_good(paths) is None                          # -> start from scratch
 
 
 def test_diverging_trial_ends_diverged_and_the_study_goes_on(tmp_path, env):
@@ -135,7 +135,7 @@ def test_missing_dataset_on_a_worker_fails_the_trial_with_path_and_node(tmp_path
     lacked which files (the trainable, as Tune calls it on the worker)."""
     import socket
 
-    from trainables.trainable import TrialSetupError, train_trial
+    from trainables.ray_layer.trainable import TrialSetupError, train_trial
     with pytest.raises(TrialSetupError) as e:
         train_trial({"base": {"dataset": "cifar10", "data_root": str(tmp_path / "nowhere"),
                               "device": "cpu"}})
@@ -148,5 +148,5 @@ def test_more_gpus_per_trial_than_the_cluster_has_exits_2_and_creates_nothing(tm
     p = run(["run", "smoke", "--storage", str(tmp_path), "--name", "gpu",
              "--gpus-per-trial", "1"], env)
     assert p.returncode == 2
-    assert "--gpus-per-trial 1.0 but the cluster has 0 GPU(s)" in p.stderr
+    assert "--gpus-per-trial 1 but this machine has 0 GPU(s)" in p.stderr
     assert not (tmp_path / "gpu").exists()

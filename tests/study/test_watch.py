@@ -3,10 +3,11 @@ import importlib.util
 
 import pytest
 
+from study.console import progress_line, trial_words
 from study.loggers import parse_log_flags, run_name
-from study.progress import progress_line, trial_words
 from study.store import StudyError
-from trainables.ray_metrics import ascii_tag, trial_name
+from trainables.methods import trial_name
+from trainables.ray_layer.dashboard import ascii_tag
 
 ELM = {"base": {"dataset": "cifar10", "imb_type": "lt", "ratio": 100.0, "epochs": 200},
        "method": {"loss": "elm", "drw": True, "lam": 0.5}, "seed": 1}

@@ -1,4 +1,4 @@
-"""Data-parallel trials (trainables.distributed) on CPU with gloo.
+"""Data-parallel trials (trainables.dist, trainables.ray_layer.train_driver) on CPU with gloo.
 
 The math is checked with the real engine in 2 local processes (torch.multiprocessing, gloo,
 no Ray: fast); one real Tune study runs a 2-worker Ray Train trial next to a 1-worker one.
@@ -61,7 +61,7 @@ def _run(trainer) -> dict:
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    from trainables.distributed import Dist
+    from trainables.dist import Dist
     torch.set_num_threads(1)
     tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                              world_size=world)
@@ -200,9 +200,17 @@ def test_batch_size_that_does_not_divide_among_workers_is_refused():
 
 
 def test_sync_bn_on_cpu_is_refused_with_a_clear_error():
-    from trainables.distributed import Dist
+    from trainables.dist import Dist
     with pytest.raises(ValueError, match="sync_bn=true needs GPUs"):
         Dist(rank=0, world=1).setup(torch.nn.BatchNorm2d(3), torch.nn.Module(), sync_bn=True)
+
+
+def test_the_dispatcher_refuses_bad_worker_counts_and_packs_for_now():
+    from trainables.ray_layer.dispatch import trainable_for
+    with pytest.raises(ValueError, match="workers_per_trial=0 is out of range"):
+        trainable_for({"cpu": 1.0, "gpu": 0}, 0)
+    with pytest.raises(ValueError, match=r"pack > 1: trial packs are not built yet \(issue 21\)"):
+        trainable_for({"cpu": 1.0, "gpu": 0}, 1, pack=2)
 
 
 # ---- a real Tune study with a 2-worker Ray Train trial ---------------------------------
@@ -210,7 +218,7 @@ STUDY = r'''
 import json, sys
 import ray
 from ray import tune
-from trainables.distributed import trainable_for
+from trainables.ray_layer.dispatch import trainable_for
 ray.init(address="local", num_cpus=3, num_gpus=0, include_dashboard=False,
          object_store_memory=100 * 1024**2)
 base = dict(dataset="synthetic", ratio=10.0, batch_size=64, eval_batch_size=100, epochs=3,

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from trainables.config import TrialConfig
-from trainables.engine import CheckpointError, Trainer, load_checkpoint
+from trainables.checkpoints import CheckpointError, load_checkpoint
+from trainables.engine import Trainer
 from trainables.losses import create_loss, drw_weights
 from trainables.metrics import TopKAccumulator, shot_group_of
 from trainables.models import NormedLinear, create_model

@@ -13,6 +13,7 @@ import torch
 from trainables.config import TrialConfig
 from trainables.data import DATASETS, describe_dataset, get_dataset, list_datasets
 from trainables.losses import LOSSES, create_loss, describe_loss, drw_weights, list_losses
+from trainables.methods import ELM_FAMILY
 from trainables.models import MODELS, create_model, describe_model, list_models
 
 COUNTS = [50, 30, 18, 11, 7, 4, 3, 2, 1, 1]        # a 10-class long tail
@@ -145,3 +146,8 @@ def test_removed_optimizer_field_reads_old_configs_and_refuses_other_values():
     assert "optimizer" not in TrialConfig().to_dict()
     with pytest.raises(ValueError, match=r"optimizer='adam' is not supported"):
         TrialConfig.from_dict({**old, "optimizer": "adam"})
+
+
+def test_the_elm_family_is_the_losses_that_take_lambda():
+    """trainables.methods.ELM_FAMILY (labels, the λ figure, the verdicts) names them by hand."""
+    assert set(ELM_FAMILY) == {n for n, spec in LOSSES.items() if "lam" in spec.defaults}

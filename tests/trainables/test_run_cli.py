@@ -16,7 +16,7 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data import list_datasets
-from trainables.engine import CheckpointError, check_checkpoint
+from trainables.checkpoints import CheckpointError, check_checkpoint
 from trainables.losses import list_losses
 from trainables.models import list_models
 

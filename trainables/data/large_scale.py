@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from trainables.data.loader import epoch_seed, shard_slice
+from trainables.data.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass
@@ -79,13 +80,6 @@ def validate_split(split: SplitList, root, num_classes: int, check_files: bool =
                 f"{root} on node {os.uname().nodename}, e.g. {missing[:3]}")
 
 
-def shot_counts(counts, many: int = 100, few: int = 20) -> tuple[int, int, int]:
-    """Classes in the many (n > many) / medium / few (n < few) groups."""
-    m = sum(n > many for n in counts)
-    f = sum(n < few for n in counts)
-    return m, len(counts) - m - f, f
-
-
 # =========================================================================================
 # datasets and loaders
 # =========================================================================================
@@ -135,7 +129,7 @@ class _EpochSampler(torch.utils.data.Sampler):
     def __iter__(self):
         if not self.shuffle:
             return iter(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7_919)
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         return iter(torch.randperm(self.n, generator=g).tolist())
 
 
@@ -150,7 +144,6 @@ class _ShardBatches(torch.utils.data.Sampler):
         return sum(1 for _ in self)
 
     def __iter__(self):
-        from trainables.data.loader import shard_slice
         order = list(self.epochs)
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
@@ -183,7 +176,7 @@ class FileLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.epoch = epoch
-        self.epoch_seed = self.seed * 1_000_003 + epoch * 7_919 + 1
+        self.epoch_seed = epoch_seed(self.seed, epoch, stream=1)
         self.generator.manual_seed(self.epoch_seed)
 
     def __len__(self):

@@ -19,6 +19,14 @@ import torch
 PAD = 4
 
 
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """The seed of one epoch's draws: a function of (seed, epoch) only, so a run resumed at
+    epoch k draws what an uninterrupted one would have. ``stream`` separates independent draws
+    of the same epoch (e.g. batch order vs the workers' augmentation). Every (seed, epoch)
+    generator of the project is seeded through here."""
+    return (seed * 1_000_003 + epoch * 7_919 + stream) % (2**63 - 1)
+
+
 def shard_slice(n: int, shard: tuple[int, int] | None) -> slice:
     """Worker ``rank``'s contiguous part of a global batch of ``n``: sizes differ by at most
     one (the larger ones first, as ``torch.tensor_split``); may be empty when n < world."""
@@ -61,7 +69,7 @@ class DeviceLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Re-seed from (seed, epoch): the epoch's order and augmentation depend on nothing else."""
-        self.generator.manual_seed((self.seed * 1_000_003 + epoch * 7_919) % (2**63 - 1))
+        self.generator.manual_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
         """Number of batches per epoch."""

@@ -102,12 +102,13 @@ register_dataset(DatasetInfo("synthetic", 10, 100, 3, 32, (0.5, 0.5, 0.5), (0.25
                              "trainables.data.synthetic:read_synthetic",
                              description="tiny generated data for tests (no files)"))
 # Large-scale, read from the user's image folders through split lists (docs/data.md).
-_IMNET_MEAN, _IMNET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-register_dataset(DatasetInfo("imagenet_lt", 1000, 1280, 3, 224, _IMNET_MEAN, _IMNET_STD, "",
+# ImageNet's channel statistics, for both (the transforms of trainables.data.large_scale too).
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+register_dataset(DatasetInfo("imagenet_lt", 1000, 1280, 3, 224, IMAGENET_MEAN, IMAGENET_STD, "",
                              "files", ("ImageNet_LT_train.txt", "ImageNet_LT_val.txt",
                                        "ImageNet_LT_test.txt"),
                              description="ImageNet-LT: your ImageNet images + split lists"))
-register_dataset(DatasetInfo("places_lt", 365, 4980, 3, 224, _IMNET_MEAN, _IMNET_STD, "",
+register_dataset(DatasetInfo("places_lt", 365, 4980, 3, 224, IMAGENET_MEAN, IMAGENET_STD, "",
                              "files", ("Places_LT_train.txt", "Places_LT_val.txt",
                                        "Places_LT_test.txt"),
                              description="Places-LT: your Places365 images + split lists"))

@@ -1,7 +1,6 @@
 """Influence-balanced losses (Park et al. 2021): IB and IB-Focal."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from trainables.losses.base import ClassLoss, as_float

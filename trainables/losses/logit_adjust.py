@@ -19,12 +19,7 @@ import torch.nn.functional as F
 
 from trainables.losses.base import ClassLoss, as_float
 from trainables.losses.registry import register_loss
-
-
-def log_prior(counts: torch.Tensor) -> torch.Tensor:
-    """log π_j = log n_j − log Σ_k n_k, in float64 (the counts are exact integers)."""
-    c = counts.to(torch.float64)
-    return c.log() - c.sum().log()
+from trainables.losses.weights import log_prior
 
 
 @register_loss("logit_adjust", tau=1.0)
@@ -36,7 +31,11 @@ class LogitAdjust(ClassLoss):
         if not math.isfinite(float(tau)) or float(tau) < 0:
             raise ValueError(f"tau={tau!r} is out of range: must be >= 0")
         self.tau = float(tau)
-        self.register_buffer("shift", self.tau * log_prior(self.counts), persistent=False)
+        self.register_buffer("shift", self.prior_shift(), persistent=False)
+
+    def prior_shift(self) -> torch.Tensor:
+        """The per-class constant added to every logit: τ·log π (float64)."""
+        return self.tau * log_prior(self.counts)
 
     def forward(self, logits, targets, features=None):
         z = as_float(logits)
@@ -45,14 +44,14 @@ class LogitAdjust(ClassLoss):
 
 
 @register_loss("balanced_softmax")
-class BalancedSoftmax(ClassLoss):
-    """Balanced Softmax: CE(z + log n, y; w), n the training class counts."""
+class BalancedSoftmax(LogitAdjust):
+    """Balanced Softmax: CE(z + log n, y; w), n the training class counts: logit_adjust with
+    τ = 1 (no hyper-parameter)."""
 
     def __init__(self, class_counts, weight=None):
-        super().__init__(class_counts, weight)
-        self.register_buffer("shift", self.counts.to(torch.float64).log(), persistent=False)
+        super().__init__(class_counts, weight, tau=1.0)
 
-    def forward(self, logits, targets, features=None):
-        z = as_float(logits)
-        return F.cross_entropy(z + self.shift.to(device=z.device, dtype=z.dtype), targets,
-                               weight=self._w(z))
+    def prior_shift(self) -> torch.Tensor:
+        # log n as Ren et al. write it: τ·log π + log Σn, the same loss (the constant cancels
+        # in the softmax); kept so that Balanced Softmax's numbers stay those it always had
+        return self.counts.log()

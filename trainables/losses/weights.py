@@ -17,6 +17,13 @@ def _counts(counts: Sequence[int] | torch.Tensor) -> torch.Tensor:
     return c
 
 
+def log_prior(counts) -> torch.Tensor:
+    """log π_j = log n_j − log Σ_k n_k, the log of the training class prior (logit adjustment
+    in training, trainables.losses.logit_adjust, and post hoc, analysis.posthoc)."""
+    c = _counts(counts)
+    return c.log() - c.sum().log()
+
+
 def class_margins(counts, max_m: float) -> torch.Tensor:
     """LDAM margins Δ_j = max_m · (n_min / n_j)^(1/4): the rarest class gets exactly max_m."""
     inv = _counts(counts) ** -0.25

@@ -14,7 +14,8 @@ import logging
 import math
 import sys
 
-from trainables.methods import flatten_trial, method_label
+from trainables.methods import trial_name
+from trainables.ray_layer.private import ACTOR_NAME_MARKER, wrap_function
 
 TAG_KEYS = ("study", "trial", "method", "seed", "dataset")
 # (gauge name, result key, description); Prometheus shows them with Ray's "ray_" prefix
@@ -23,15 +24,6 @@ GAUGES = (("elm_trial_test_top1", "test_top1", "test top-1 accuracy (%) at the l
           ("elm_trial_train_loss", "train_loss", "mean training loss of the last epoch"),
           ("elm_trial_epoch", "epoch", "epochs finished"),
           ("elm_trial_images_per_s", "train_images_per_s", "training throughput (images/s)"))
-ACTOR_NAME_MARKER = ":actor_name:"   # ray_constants.LOG_PREFIX_ACTOR_NAME, read by Ray's log monitor
-
-
-def trial_name(config: dict, trial_id: str = "") -> str:
-    """'ELM + DRW (λ=0.5) seed 1 [3a7c1_00002]': what the dashboard and log prefixes show."""
-    flat = flatten_trial(config or {})
-    label = method_label(flat.get("loss", "?"), bool(flat.get("drw", False)), flat.get("lam"))
-    seed = flat.get("seed")
-    return f"{label} seed {seed}" + (f" [{trial_id}]" if trial_id else "")
 
 
 class TrialGauges:
@@ -87,7 +79,6 @@ def announce(name: str) -> None:
 def trial_actor(train_fn, quiet: bool = True):
     """Tune trainable class running ``train_fn``, named after its trial. ``quiet`` lowers
     Ray Train/Tune's per-checkpoint INFO chatter in the worker (warnings and errors stay)."""
-    from ray.tune.trainable.function_trainable import wrap_function
     base = wrap_function(train_fn)
 
     class TrialActor(base):
