@@ -11,6 +11,7 @@ import math
 from trainables.methods import flatten_trial, trial_name
 
 STUDY_LINE_EVERY_S = 30.0
+WAITING_NOTE_AFTER_S = 60.0   # a study waiting this long for resources says so in its line
 
 
 def resume_command(meta: dict, path: str) -> str:
@@ -57,3 +58,27 @@ def progress_line(config: dict, result: dict, s_per_epoch: float) -> str:
     return (f"{trial_words(config, label=result.get('method'))}  ep {epoch}/{epochs}  "
             f"top-1 {num(result.get('test_top1'), '.2f')} {best}  {groups}  "
             f"{num(s_per_epoch, '.1f')} s/ep  eta {fmt_minutes(left)}")
+
+
+def _resources(r: dict) -> str:
+    return ", ".join(f"{v:g} {k}" for k, v in sorted(r.items())) or "nothing"
+
+
+def waiting_note(seconds: float, what: str, asked: list[tuple[dict, str]] | None,
+                 free: dict | None, total: dict | None) -> str:
+    """' · all 2 trial(s) pending for 3 min: Ray holds 1 request(s) of 1 CPU (NO_RESOURCES)
+    unplaced; free 0.75 CPU of 2 CPU'. ``asked``: (resources, Ray's scheduling state) of each
+    request Ray has not placed; ``free``/``total``: Ray's available and cluster resources."""
+    note = f" · {what} for {fmt_minutes(seconds)}"
+    parts = []
+    if asked:
+        by = {}
+        for res, state in asked:
+            key = (_resources(res), state)
+            by[key] = by.get(key, 0) + 1
+        parts.append("Ray holds " + "; ".join(
+            f"{n} request(s) of {res}" + (f" ({state})" if state else "")
+            for (res, state), n in by.items()) + " unplaced")
+    if free is not None and total is not None:
+        parts.append(f"free {_resources(free)} of {_resources(total)}")
+    return note + (": " + "; ".join(parts) if parts else "")

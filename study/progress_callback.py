@@ -12,8 +12,8 @@ import time
 
 from ray.tune import Callback
 
-from study.console import (STUDY_LINE_EVERY_S, fmt_minutes, num, progress_line, resume_command,
-                           trial_words)
+from study.console import (STUDY_LINE_EVERY_S, WAITING_NOTE_AFTER_S, fmt_minutes, num,
+                           progress_line, resume_command, trial_words, waiting_note)
 from trainables.methods import flatten_trial
 
 
@@ -31,6 +31,7 @@ class StudyProgress(Callback):
         self.epochs_done: dict[str, int] = {}
         self.start = self.last_line = time.time()
         self.epochs_at_start: int | None = None
+        self.waiting_since: float | None = None   # since when the study waits for resources
 
     def say(self, text: str) -> None:
         print(text, file=sys.stdout, flush=True)
@@ -94,7 +95,26 @@ class StudyProgress(Callback):
                 f"{counts['RUNNING']} running · {pending} pending · {counts['ERROR']} failed · "
                 f"epochs {done}/{total} · "
                 f"{fmt_minutes(elapsed)} elapsed · projected end {end} "
-                f"(in {fmt_minutes(left)})")
+                f"(in {fmt_minutes(left)})" + self.waiting(counts["RUNNING"], pending))
+
+    def waiting(self, running: int, pending: int) -> str:
+        """The note a study waiting for resources for over a minute adds to its line: every
+        trial pending, or (data-parallel trials, whose drivers run while their worker groups
+        wait) Ray holding unplaced requests; with Ray's requests and free resources."""
+        all_pending = running == 0 and pending > 0
+        asked = _unplaced_requests() if all_pending or int(
+            self.meta.get("workers_per_trial") or 1) > 1 else []
+        if not (all_pending or asked):
+            self.waiting_since = None
+            return ""
+        now = time.time()
+        if self.waiting_since is None:
+            self.waiting_since = now
+        if now - self.waiting_since < WAITING_NOTE_AFTER_S:
+            return ""
+        what = f"all {pending} trial(s) pending" if all_pending else "waiting for resources"
+        free, total = _free_and_total()
+        return waiting_note(now - self.waiting_since, what, asked, free, total)
 
     def on_experiment_end(self, trials, **info):
         self.say(self.study_line(trials))
@@ -106,6 +126,35 @@ class StudyProgress(Callback):
             self.say(f"interrupted: {left} trial(s) unfinished")
             # the launcher prints its summary after this: the command goes last, at exit
             atexit.register(self.say, f"continue with: {resume_command(self.meta, self.path)}")
+
+
+def _unplaced_requests() -> list[tuple[dict, str]]:
+    """(resources asked, Ray's scheduling state) of each placement group Ray has not placed
+    (Tune's per-trial groups and Ray Train's worker groups alike); [] if Ray cannot say."""
+    try:
+        import ray
+        out = []
+        for pg in ray.util.placement_group_table().values():
+            if pg.get("state") not in ("PENDING", "RESCHEDULING"):
+                continue
+            asked: dict = {}
+            for bundle in (pg.get("bundles") or {}).values():
+                for k, v in bundle.items():
+                    asked[k] = asked.get(k, 0) + v
+            out.append((asked, (pg.get("stats") or {}).get("scheduling_state", "")))
+        return out
+    except Exception:
+        return []
+
+
+def _free_and_total() -> tuple[dict | None, dict | None]:
+    try:
+        import ray
+        keep = ("CPU", "GPU")
+        return ({k: round(v, 2) for k, v in ray.available_resources().items() if k in keep},
+                {k: round(v, 2) for k, v in ray.cluster_resources().items() if k in keep})
+    except Exception:
+        return None, None
 
 
 def _error_line(trial) -> str:

@@ -120,3 +120,50 @@ def node_id() -> str:
         return ray.get_runtime_context().get_node_id()
     except Exception:   # not inside Ray
         return ""
+
+
+def orphaned_placement_groups() -> list:
+    """Placement groups of this Ray job whose creating actor has died, not yet removed.
+
+    A Ray Train (V2) worker group's placement group is created by the Train controller actor
+    but its lifetime is the job's, not the controller's: when Tune stops a data-parallel trial
+    (a scheduler's STOP, a ``done`` result, an error) it kills the trial's actor, the
+    controller dies with it before it shuts its worker group down, and the group's resources
+    stay reserved until the study's driver exits (ray issue 54305). Ray's own backstop (the
+    PlacementGroupCleaner actor) asks the State API, which needs the dashboard, whether the
+    controller lives; a study without the dashboard never gets an answer. Here the GCS says it:
+    its PlacementGroupTableData carries ``creator_actor_id`` and ``creator_actor_dead``.
+    Placement groups the job's driver created (Tune's, per trial: no creator actor) and
+    detached ones are left alone. Private: ray._private.state.state._connect_and_get_accessor
+    and ray.core.generated.gcs_pb2 (the public placement_group_table() drops the creator).
+    [] when Ray is not initialised or moved these."""
+    try:
+        import ray
+        from ray._private.state import state
+        from ray.core.generated import gcs_pb2
+        from ray.util.placement_group import PlacementGroup
+        if not ray.is_initialized():
+            return []
+        job = ray.get_runtime_context().get_job_id()
+        removed = gcs_pb2.PlacementGroupTableData.REMOVED
+        out = []
+        for raw in state._connect_and_get_accessor().get_placement_group_table():
+            pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
+            creator = bytes(pg.creator_actor_id)
+            if (pg.state == removed or pg.is_detached or not pg.creator_actor_dead
+                    or not creator or all(b == 0xFF for b in creator)   # the driver's
+                    or pg.creator_job_id.hex() != job):
+                continue
+            out.append(PlacementGroup(ray.PlacementGroupID(pg.placement_group_id)))
+        return out
+    except Exception:
+        return []
+
+
+def is_worker_group_start_timeout(error: BaseException) -> bool:
+    """Did Ray Train (V2) give up because its worker group never got its placement group
+    (every try of RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S timed out)? Private: the
+    ControllerError's ``controller_failure`` is a
+    ray.train.v2._internal.exceptions.WorkerGroupStartupTimeoutError."""
+    failure = getattr(error, "controller_failure", None)
+    return type(failure).__name__ == "WorkerGroupStartupTimeoutError"

@@ -10,12 +10,24 @@ or a study resume.
 
 Each worker runs the single-process engine with a ``trainables.dist.Dist`` hook (what the
 workers agree on, and how, is described there) and reports through the checkpoint sink.
+
+Two Ray 2.60 behaviours shape the driver (docs/distributed.md, "Limits"):
+- Tune stops a trial as soon as a result says ``done``, killing the trial's actor while the
+  Train controller is still running; the controller dies before it removes its worker
+  group's placement group, whose lifetime is the study's job: the resources stay reserved and
+  the next trial's worker group never starts. The workers therefore report their rows without
+  the engine's ``done`` (``status`` says the same), the trial ends when ``fit`` returns, and a
+  sweep in every driver removes groups left by controllers killed anyway (a scheduler's STOP).
+- Ray Train retries a worker group that cannot be placed forever (``controller_failure_limit``
+  -1); here the retries are bounded (ELM_TRAIN_START_RETRIES) and the trial then fails with
+  a :class:`WorkerGroupStartError` naming the request and what the cluster had free.
 """
 from __future__ import annotations
 
 import math
 import os
 import tempfile
+import threading
 
 import torch
 
@@ -29,6 +41,28 @@ from trainables.ray_layer.storage import state_of
 from trainables.results import trial_static_fields
 
 DRIVER_CPUS = 0.25   # the Tune trial only waits on the Train controller
+MAX_FAILURES_ENV = "ELM_TRAIN_MAX_FAILURES"    # worker failures Ray Train recovers from (3)
+START_RETRIES_ENV = "ELM_TRAIN_START_RETRIES"  # worker-group start timeouts retried (4)
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"   # Ray's, per try (60 s)
+SWEEP_EVERY_S = 5.0
+
+
+class WorkerGroupStartError(RuntimeError):
+    """A data-parallel trial's worker group could not be placed within its bounded wait."""
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        raise ValueError(f"{name}={os.environ[name]!r} is not an integer") from None
+
+
+def _start_timeout_s() -> float:
+    try:
+        return float(os.environ.get(START_TIMEOUT_ENV, 60.0))
+    except ValueError:
+        return 60.0
 
 
 def train_worker(config: dict) -> None:
@@ -50,7 +84,10 @@ def train_worker(config: dict) -> None:
 
     def emit(row: dict, folder) -> None:
         # every worker reports (Train's report is a barrier); the folder name is rank 0's
-        # choice, used only where a checkpoint comes with the report
+        # choice, used only where a checkpoint comes with the report. Not ``done``: Tune
+        # would stop (kill) the trial at that row, before the controller releases the
+        # worker group (module docstring); the row's ``status`` says it finished.
+        row = {k: v for k, v in row.items() if k != "done"}
         ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(folder)
                          if folder else None,
                          checkpoint_dir_name=f"checkpoint_epoch_{row['epoch']:06d}")
@@ -99,11 +136,59 @@ def train_trial_distributed(config: dict, worker_cpus: float = 1.0,
                                                placement_strategy="PACK"),
         run_config=ray.train.RunConfig(
             name=TRAIN_RUN_DIR, storage_path=path, storage_filesystem=fs,
-            failure_config=ray.train.FailureConfig(max_failures=int(
-                os.environ.get("ELM_TRAIN_MAX_FAILURES", "3"))),
+            failure_config=ray.train.FailureConfig(
+                max_failures=_env_int(MAX_FAILURES_ENV, 3),
+                # worker-group start timeouts: Ray's default -1 retries them forever
+                controller_failure_limit=_env_int(START_RETRIES_ENV, 4)),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[TuneReportCallback()]))
-    trainer.fit()
+    stop = threading.Event()
+    threading.Thread(target=_sweep_orphaned_worker_groups, args=(stop,), daemon=True,
+                     name="elm-release-orphaned-worker-groups").start()
+    try:
+        trainer.fit()
+    except Exception as e:
+        from trainables.ray_layer.private import is_worker_group_start_timeout
+        if not is_worker_group_start_timeout(e):
+            raise
+        raise WorkerGroupStartError(_start_failure_line(cfg.workers_per_trial, per)) from e
+    finally:
+        stop.set()
+
+
+def _start_failure_line(workers: int, per: dict) -> str:
+    """One line: what the worker group asked for, how long it waited, what was free."""
+    import ray
+    tries = _env_int(START_RETRIES_ENV, 4) + 1
+    try:
+        free = {k: round(v, 2) for k, v in ray.available_resources().items()
+                if k in ("CPU", "GPU")}
+        total = {k: round(v, 2) for k, v in ray.cluster_resources().items()
+                 if k in ("CPU", "GPU")}
+    except Exception:
+        free = total = "?"
+    return (f"the {workers}-worker group ({per} per worker) could not be placed: {tries} "
+            f"tries of {_start_timeout_s():g} s timed out ({START_TIMEOUT_ENV}, "
+            f"{START_RETRIES_ENV}); the cluster had {free} free of {total}")
+
+
+def _sweep_orphaned_worker_groups(stop: threading.Event) -> None:
+    """While this trial runs, remove worker groups' placement groups whose Train controller
+    died without removing them (a trial Tune stopped or killed): they hold resources until
+    the study ends, and this trial's own workers may be waiting for them."""
+    from ray.util.placement_group import remove_placement_group
+
+    from trainables.ray_layer.private import orphaned_placement_groups
+    while True:
+        for pg in orphaned_placement_groups():
+            try:
+                remove_placement_group(pg)
+                print(f"released placement group {pg.id.hex()[:12]} of a stopped trial's "
+                      "worker group", flush=True)
+            except Exception:   # removed meanwhile (another trial's sweep)
+                pass
+        if stop.wait(SWEEP_EVERY_S):
+            return
 
 
 def max_trials_that_fit(resources: dict, workers: int, cluster: dict | None = None) -> int:
