@@ -52,10 +52,15 @@ def project_2d(x: np.ndarray, projection: str = "umap") -> np.ndarray:
 
 
 def panel_trials(df: pd.DataFrame) -> list[tuple[str, int, Path]]:
-    """(method, seed, final checkpoint) of each method's lowest finished seed that has one."""
+    """(method, seed, final checkpoint) of each method's lowest finished seed that has one.
+    Studies of the images-on-disk datasets (ImageNet-LT, Places-LT) have none: the paper draws
+    the figure for CIFAR, and their training sets are not held in memory to sample from."""
     from analysis.margins import latest_checkpoint
+    from trainables.config import LARGE_SCALE_DATASETS
     out = []
     done = df[(df["status"] == "terminated") & df["trial_dir"].notna()] if len(df) else df
+    if len(done) and "dataset" in done:
+        done = done[~done["dataset"].isin(LARGE_SCALE_DATASETS)]
     for m in dict.fromkeys(done["method"].dropna()) if len(done) else ():
         rows = done[done["method"] == m].sort_values("seed")
         for _, row in rows.iterrows():
