@@ -15,11 +15,8 @@
   unplaced requests and the free resources (no Ray: the two lookups are stubbed).
 """
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,15 +26,6 @@ from analysis.collect import load_study
 
 ray_and_slow = [pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def env():
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")    # short: Ray's socket paths
-    e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
-         "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": ray_tmp}
-    yield e
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.mark.ray

@@ -2,12 +2,9 @@
 launches only the trials whose key the study lacks, finished trials stay byte-identical, and a
 killed extension is finished by `resume` with every key finished exactly once."""
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,15 +25,6 @@ methods: [ce, elm+drw(lam=0.5), ldam+drw]
 grid:
   seed: 0..2
 """
-
-
-@pytest.fixture
-def env():
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")    # short: Ray's socket paths
-    e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
-         "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": ray_tmp}
-    yield e
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def cli(env, *args, timeout=300):

@@ -4,7 +4,6 @@ Covers (a tiny study running to completion is tests/study/test_extend.py's first
 that fails once is retried from its checkpoint; a driver killed with SIGKILL mid-study is finished by ``resume`` with every trial
 completed exactly once and finished trials not retrained.
 """
-import json
 import os
 import shutil
 import signal
