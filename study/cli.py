@@ -228,7 +228,7 @@ def cmd_show(args, console: ConsoleOptions) -> int:
 
 def cmd_run(args, console: ConsoleOptions) -> int:
     """Plan (everything that can fail before Ray starts), then a dry run's listing or the run."""
-    from study.plan import describe, missing_data, placement, plan_run
+    from study.plan import describe, missing_data, plan_run
     from study.store import check_writable
     space = build_space(args)
     cluster = cluster_options(args)
@@ -253,7 +253,8 @@ def cmd_run(args, console: ConsoleOptions) -> int:
     if args.dry_run:
         print(describe(plan.space, samples=5, path=plan.run_dir, full=False))
         if plan.options.workers_per_trial > 1:
-            print(placement(plan.options))
+            from study.placement import fits_here
+            print(fits_here(plan.options))
         for line in missing:   # a dry run plans without the data: it says what is missing
             print(f"missing data: {line}")
         if unplaced:           # ... and maybe for another machine: it says what does not fit

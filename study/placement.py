@@ -83,3 +83,15 @@ def this_machine() -> dict:
     """What a local Ray started here will have: this machine's CPUs and visible GPUs."""
     import torch
     return {"CPU": os.cpu_count() or 1, "GPU": torch.cuda.device_count()}
+
+
+def fits_here(options: RunOptions) -> str:
+    """For data-parallel trials (the dry run's line): what one trial takes, and how many fit
+    on this machine (a cluster's count is printed when the study starts and Ray knows it)."""
+    from trainables.ray_layer.train_driver import max_trials_that_fit
+    here, n = this_machine(), options.workers_per_trial
+    fits = max_trials_that_fit({"cpu": options.cpus_per_trial, "gpu": 1 if here["GPU"] else 0},
+                               n, here)
+    return (f"# each trial: {n} Ray Train workers ({n} GPU(s) where the cluster has GPUs, "
+            f"{options.cpus_per_trial:g} CPU each); this machine ({here['CPU']} CPUs, "
+            f"{here['GPU']} GPUs) holds {fits} such trial(s) at once")

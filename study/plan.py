@@ -290,19 +290,3 @@ def missing_data(space, local: bool) -> list[str]:
                          "file, or --set data_root=PATH, or --download)")
     return lines
 
-
-def placement(options: RunOptions) -> str:
-    """For data-parallel trials: what one trial takes, and how many fit on this machine (a
-    cluster's count is printed when the study starts and Ray knows its resources)."""
-    import os
-
-    import torch
-
-    from trainables.ray_layer.train_driver import max_trials_that_fit
-    n, gpus = options.workers_per_trial, torch.cuda.device_count()
-    here = {"CPU": os.cpu_count() or 1, "GPU": gpus}
-    fits = max_trials_that_fit({"cpu": options.cpus_per_trial, "gpu": 1 if gpus else 0}, n,
-                               here)
-    return (f"# each trial: {n} Ray Train workers ({n} GPU(s) where the cluster has GPUs, "
-            f"{options.cpus_per_trial:g} CPU each); this machine ({here['CPU']} CPUs, {gpus} "
-            f"GPUs) holds {fits} such trial(s) at once")
