@@ -9,7 +9,8 @@ each a subprocess with its own time limit so one hang cannot eat the others' tim
 2. a short real trial on ``cuda`` (synthetic CIFAR-shaped data, ResNet32, ELM + DRW) in each
    precision: fp32, bf16 + channels_last, bf16 + channels_last + torch.compile;
 3. ``bench/train_throughput.py --json`` (engine variants vs the reference loop);
-4. ``bench/packing.py`` (1, 2, 4 trials sharing the GPU).
+4. ``bench/packing.py`` (1, 2, 4 trials sharing the GPU: K separate processes and one fused
+   pack of K, trainables/pack.py).
 
 Prints one summary table; exits 0 if every step passed, 1 otherwise, and 2 with one line when
 there is no CUDA device. JSON outputs and logs go to ``--out`` (default: a new temp folder).
@@ -66,9 +67,9 @@ def throughput_summary(path: Path) -> str:
 
 
 def packing_summary(path: Path) -> str:
-    rows = json.loads(path.read_text())
-    return "; ".join(f"k={k} {v['aggregate_images_per_s']:.0f} img/s "
-                     f"({v['ratio_vs_1']:.2f}x)" for k, v in rows.items())
+    rows = json.loads(path.read_text())["rows"]
+    return "; ".join(f"K={k} separate {v['separate']['ratio_vs_one_trial']:.2f}x, pack "
+                     f"{v['pack']['ratio_vs_one_trial']:.2f}x" for k, v in rows.items())
 
 
 def steps(out: Path) -> list[tuple[str, list[str], float, object]]:
@@ -86,8 +87,9 @@ def steps(out: Path) -> list[tuple[str, list[str], float, object]]:
     todo.append(("bench/train_throughput.py", [py, "bench/train_throughput.py", "--device",
                                                "cuda", "--json", str(tj)],
                  LIMITS["throughput"], lambda: throughput_summary(tj)))
-    todo.append(("bench/packing.py", [py, "bench/packing.py", "--steps", "100", "--ks", "1,2,4",
-                                      "--json", str(pj)], LIMITS["packing"],
+    todo.append(("bench/packing.py", [py, "bench/packing.py", "--device", "cuda", "--steps",
+                                      "50", "--ks", "1,2,4", "--json", str(pj)],
+                 LIMITS["packing"],
                  lambda: packing_summary(pj)))
     return todo
 

@@ -44,6 +44,14 @@ RUNTIME_FIELDS = frozenset({"data_root", "download", "num_workers", "gpu_decode"
                             "eval_batch_size", "channels_last", "compile", "checkpoint_every",
                             "extra", "workers_per_trial"})
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+# Trial packs (trainables/pack.py): the fields in which the members of one pack may differ.
+# Each member has its own initialisation and batch order (seed), its own loss module and
+# hyper-parameters, DRW and its epoch and beta, its own head (heads are not fused), its own
+# checkpoint cadence and notes. Every other field shapes the shared step loop or the shared
+# data (dataset, imbalance, img_max, model, batch size, epochs and LR schedule, optimizer,
+# precision, device...) and must be equal: pack_key() hashes exactly those.
+PACK_VARYING = frozenset({"seed", "loss", *LOSS_HPARAMS, "drw", "drw_epoch", "drw_beta",
+                          "head", "checkpoint_every", "extra"})
 
 
 @dataclass(frozen=True)
@@ -322,6 +330,26 @@ class TrialConfig:
         import json
         text = json.dumps(self.key_fields(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def pack_fields(self) -> dict[str, Any]:
+        """The fields every member of a trial pack shares: all but PACK_VARYING, as set."""
+        return {k: v for k, v in sorted(self.to_dict().items()) if k not in PACK_VARYING}
+
+    def pack_key(self) -> str:
+        """A stable 12-hex-digit hash of ``pack_fields()``: trials with equal pack keys may
+        train as one pack (trainables/pack.py); ``pack_split_fields`` says why two do not."""
+        import hashlib
+        import json
+        text = json.dumps(self.pack_fields(), sort_keys=True, separators=(",", ":"),
+                          default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def pack_split_fields(a: TrialConfig, b: TrialConfig) -> list[str]:
+    """The shared fields (not PACK_VARYING) in which ``a`` and ``b`` differ, as
+    ``"name: a_value vs b_value"``; empty exactly when their pack keys are equal."""
+    fa, fb = a.pack_fields(), b.pack_fields()
+    return [f"{k}: {fa[k]!r} vs {fb[k]!r}" for k in fa if fa[k] != fb[k]]
 
 
 # =========================================================================================

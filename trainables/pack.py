@@ -1,0 +1,393 @@
+"""Trial packs: K trials of a grid trained as one fused network in one process (issue 21).
+
+    pack = PackTrainer([cfg_a, cfg_b, cfg_c])    # equal pack keys (TrialConfig.pack_key)
+    for rows in pack.epochs():                   # one list per epoch, one entry per member
+        for member, m in zip(pack.members, rows):
+            if m is not None:                    # None: that member had already stopped
+                write_epoch(member, m, member.cfg, emit)   # a member looks like a Trainer
+
+Why it equals K separate trials (docs/packing.md):
+- The backbones are one grouped-convolution network (trainables.models.fused_cifar): member
+  k owns channel block k of every activation, so its forward and backward are exactly its
+  own ResNet's. The heads are not fused: each member keeps the head module of its own
+  ordinary model. One SGD steps all parameters: momentum and weight decay are element-wise,
+  and the summed loss gives each member exactly its own gradient (d(Σ L_j)/dθ_k = dL_k/dθ_k).
+- Each member is built as ``Trainer`` builds a trial (seed_everything(seed), its loader,
+  model, loss), so its initial weights, batch order and augmentation ((seed, epoch) stream)
+  are the single trial's. Its loss module (DRW weights, EQLv2 and IB state) is its own.
+- Nothing in training draws from the global RNGs (the loaders own their generators; ResNet32
+  has no dropout; no loss samples), so a member's global-RNG state is what a single trial
+  holds right after its model's initialisation: captured then, carried in its checkpoint.
+- A member whose epoch loss is not finite is ``diverged``: it stops, its state is kept as at
+  that epoch's end (as a single trial's), and the pack is re-fused from the others.
+
+The members' ordinary models and optimizers are their checkpoint format: ``sync()`` copies
+the fused network's values into them (state_dict does it), and loading a member marks the
+pack to re-fuse from the members before it trains again.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+
+import torch
+
+from trainables.checkpoints import (CHECKPOINT_FORMAT, check_checkpoint, load_checkpoint,
+                                    save_checkpoint)
+from trainables.config import TrialConfig, pack_split_fields
+from trainables.data.build import FileData, build_data, make_loaders
+from trainables.engine import (CONFUSION_IN_ROW_MAX, _plain, resolve_channels_last,
+                               resolve_device, rng_state, seed_everything)
+from trainables.losses import create_loss, drw_weights
+from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
+from trainables.models import create_model
+from trainables.models.fused_cifar import HEAD_PREFIX, fuse, member_chunk
+from trainables.provenance import provenance
+
+PACKABLE_MODELS = ("resnet32",)   # CIFAR-scale ResNets with a linear or cosine head
+
+
+# =========================================================================================
+# what may be packed
+# =========================================================================================
+def check_packable(cfgs: list[TrialConfig]) -> None:
+    """ValueError unless ``cfgs`` can train as one pack: equal pack keys (the message names
+    the fields that split them) and a set-up the fused trainer covers."""
+    if not cfgs:
+        raise ValueError("a pack needs at least one trial config")
+    for i, c in enumerate(cfgs[1:], 1):
+        split = pack_split_fields(cfgs[0], c)
+        if split:
+            raise ValueError(f"trials 0 and {i} cannot share a pack; the fields that split "
+                             f"them: {'; '.join(split)}")
+    c = cfgs[0]
+    if c.model not in PACKABLE_MODELS:
+        raise ValueError(f"model {c.model!r} cannot be packed: trial packs cover "
+                         f"{list(PACKABLE_MODELS)}")
+    for bad, why in ((c.workers_per_trial > 1, f"workers_per_trial={c.workers_per_trial} "
+                      "(a pack is one process; data-parallel trials are not packed)"),
+                     (c.decouple is not None, f"decouple={c.decouple!r} (a second stage "
+                      "trains alone: trainables.decoupled)"),
+                     (c.compile, "compile=True (the fused network is not compiled)")):
+        if bad:
+            raise ValueError(f"trials cannot be packed with {why}")
+
+
+# =========================================================================================
+# one member: a trial inside the pack, shaped like a Trainer
+# =========================================================================================
+class Member:
+    """One trial of a pack. To ``write_epoch`` and to checkpoint readers it is a Trainer:
+    cfg, epoch, status, best, last_metrics, history, confusion, dist (None), state_dict /
+    load_state_dict / save / load in exactly Trainer's format."""
+
+    def __init__(self, pack: PackTrainer, cfg: TrialConfig, data, device, channels_last: bool):
+        self._pack, self.cfg, self.data, self.device, self.dist = pack, cfg, data, device, None
+        # the draws in Trainer.__init__'s order: seed, loader, model, loss
+        seed_everything(cfg.seed)
+        self.train_loader, self.eval_loaders = make_loaders(
+            data, cfg.replace(channels_last=channels_last), device)
+        self.schedule = cfg.schedule()
+        self.model = create_model(cfg.model, data.num_classes, in_channels=data.channels,
+                                  head=cfg.resolved_head()).to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.criterion = create_loss(cfg.loss, data.class_counts,
+                                     **cfg.loss_hparams()).to(device)
+        # never steps: holds this member's share of the pack's optimizer state, in the
+        # format (parameter order, param_groups) of the single trial's optimizer
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr,
+                                         momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                         nesterov=cfg.nesterov)
+        self.rng = rng_state()          # the single trial's global RNGs (nothing draws later)
+        self.channels_last = channels_last
+        self.epoch = 0
+        self.status = "running"
+        self.best = {"best_test_top1": math.nan, "best_epoch": 0}
+        self.last_metrics: dict = {}
+        self.history: list[dict] = []
+        self.confusion: dict = {}
+
+    @property
+    def head(self) -> torch.nn.Module:
+        return self.model.linear
+
+    def start_epoch(self, epoch: int) -> float:
+        """Trainer._start_epoch for this member: lr, DRW weights, loss epoch, batch stream."""
+        lr = self.cfg.lr_at(epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        if self.cfg.drw:
+            self.criterion.set_weight(drw_weights(self.data.class_counts, epoch,
+                                                  self.schedule["drw_epoch"], self.cfg.drw_beta))
+        self.criterion.set_epoch(epoch)
+        self.train_loader.set_epoch(epoch)
+        return lr
+
+    def finish_epoch(self, m: dict, evals: dict | None, last: bool) -> dict:
+        """Trainer.epochs' bookkeeping after one epoch: eval metrics, best, status."""
+        if self.status == "running" and evals is not None:
+            for split, out in evals.items():
+                m.update(out)
+                if last and self.data.num_classes <= CONFUSION_IN_ROW_MAX:
+                    m[f"{split}_confusion"] = self.confusion[split]
+            if not m["test_top1"] <= self.best["best_test_top1"]:   # NaN compares False
+                self.best = {"best_test_top1": m["test_top1"], "best_epoch": self.epoch}
+        if self.status == "running" and last:
+            self.status = "finished"
+        m.update(self.best)
+        m["channels_last_used"] = self.channels_last
+        m["status"] = self.status
+        m["done"] = self.status != "running"
+        self.last_metrics = m
+        self.history.append(_plain(m))
+        return m
+
+    # ---- checkpoints (Trainer's format) ---------------------------------------------
+    def state_dict(self) -> dict:
+        self._pack.sync()
+        return {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(), "epoch": self.epoch,
+                "status": self.status, "best": dict(self.best),
+                "last_metrics": _plain(self.last_metrics), "history": list(self.history),
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "loss": self.criterion.state_dict(), "rng": self.rng,
+                "provenance": provenance()}
+
+    def load_state_dict(self, state: dict) -> None:
+        check_checkpoint(state, self.cfg)
+        self._pack.sync()               # the other members' values, before the pack re-fuses
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.criterion.load_state_dict(state["loss"])
+        self.rng = state["rng"]
+        self.epoch, self.status = int(state["epoch"]), state["status"]
+        self.best = dict(state["best"])
+        self.last_metrics = dict(state.get("last_metrics") or {})
+        self.history = [dict(h) for h in state.get("history") or []]
+        self._pack._refuse_needed = True
+
+    def save(self, path) -> None:
+        save_checkpoint(self.state_dict(), path)
+
+    def load(self, path) -> None:
+        self.load_state_dict(load_checkpoint(path))
+
+
+# =========================================================================================
+# the pack
+# =========================================================================================
+class PackTrainer:
+    """K trials with equal pack keys, trained as one fused network (module docstring)."""
+
+    def __init__(self, cfgs: list[TrialConfig], *, device=None, data=None):
+        """``data`` (a TrialData) replaces the dataset the configs name (benchmarks, tests)."""
+        check_packable(list(cfgs))
+        cfg = self.cfg = cfgs[0]        # the shared fields are read from member 0's config
+        self.device = device if isinstance(device, torch.device) else \
+            resolve_device(device or cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if data is None:
+            seed_everything(cfg.seed)   # as Trainer: build_data draws under this seed
+            data = build_data(cfg, self.device)
+        if isinstance(data, FileData):
+            raise ValueError(f"dataset {cfg.dataset!r} is read from files: packs cover the "
+                             "in-memory (CIFAR-scale) datasets")
+        self.data = data
+        self.channels_last = resolve_channels_last(cfg.channels_last, self.device)
+        self.members = [Member(self, c, data, self.device, self.channels_last) for c in cfgs]
+        # every member's eval loader is the same (no shuffling, no augmentation): member 0's
+        self.eval_loaders = self.members[0].eval_loaders
+        for m in self.members[1:]:      # the padded training images are the same too
+            if hasattr(m.train_loader, "padded"):
+                m.train_loader.padded = self.members[0].train_loader.padded
+        self._members_stale = False     # the fused network holds newer values than members
+        self._refuse_needed = True      # the members hold newer values than the network
+        self._refuse()
+
+    # ---- fusing and un-fusing -------------------------------------------------------
+    def _refuse(self) -> None:
+        """(Re)build the fused network and its optimizer from the running members."""
+        self.running = [m for m in self.members if m.status == "running"]
+        self._refuse_needed = False
+        if not self.running:
+            self.net = self.optimizer = None
+            return
+        epochs = sorted({m.epoch for m in self.running})
+        if len(epochs) > 1:
+            raise ValueError(f"running members of a pack must be at the same epoch; got "
+                             f"{[(m.cfg.seed, m.cfg.loss, m.epoch) for m in self.running]} "
+                             "(seed, loss, epoch)")
+        self.net = fuse([m.model for m in self.running])
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        c = self.cfg
+        heads = [p for m in self.running for p in m.head.parameters()]
+        self.optimizer = torch.optim.SGD([*self.net.parameters(), *heads], lr=c.lr,
+                                         momentum=c.momentum, weight_decay=c.weight_decay,
+                                         nesterov=c.nesterov)
+        params = [dict(m.model.named_parameters()) for m in self.running]
+        for name, fp in self.net.named_parameters():
+            states = [m.optimizer.state.get(p[name]) for m, p in zip(self.running, params)]
+            if any(states):   # momentum buffers: concatenated as the parameters are
+                self.optimizer.state[fp] = {k: torch.cat([s[k] for s in states]) if
+                                            torch.is_tensor(v) and v.dim() else v
+                                            for k, v in states[0].items()}
+        for m in self.running:          # heads are the members' own parameters
+            for p in m.head.parameters():
+                if m.optimizer.state.get(p):
+                    self.optimizer.state[p] = {k: v.clone() if torch.is_tensor(v) else v
+                                               for k, v in m.optimizer.state[p].items()}
+
+    @torch.no_grad()
+    def sync(self) -> None:
+        """Copy the fused network's values (weights, BatchNorm statistics, momentum buffers)
+        into the running members' ordinary models and optimizers; a no-op when they hold
+        them already."""
+        if not self._members_stale:
+            return
+        k = len(self.running)
+        fused_state = self.net.state_dict()
+        fused_params = dict(self.net.named_parameters())
+        for j, m in enumerate(self.running):
+            own = m.model.state_dict()
+            for name, t in fused_state.items():
+                own[name].copy_(member_chunk(t, j, k))
+            for name, p in m.model.named_parameters():
+                src = p if name.startswith(HEAD_PREFIX) else fused_params[name]
+                st = self.optimizer.state.get(src)
+                if st:
+                    m.optimizer.state[p] = {
+                        n: (v.clone() if src is p else member_chunk(v, j, k).clone())
+                        if torch.is_tensor(v) else v for n, v in st.items()}
+        self._members_stale = False
+
+    # ---- one epoch ------------------------------------------------------------------
+    def _autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _stack(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """K batches (N, C, H, W) -> one (N, K·C, H, W): member k in channel block k."""
+        x = torch.cat(xs, dim=1)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def train_epoch(self, max_steps: int | None = None) -> list[dict]:
+        """One epoch of every running member (or its first ``max_steps`` steps, for
+        benchmarks); each member's metrics as Trainer.train_epoch returns them."""
+        if self._refuse_needed:
+            self._refuse()
+        if not self.running:
+            return []
+        run, epoch = self.running, self.running[0].epoch
+        lr = self.cfg.lr_at(epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        for m in run:
+            m.start_epoch(epoch)
+            m.model.train()
+            m.criterion.train()
+        self.net.train()
+        loss_sum = torch.zeros(len(run), device=self.device, dtype=torch.float64)
+        correct = torch.zeros(len(run), device=self.device, dtype=torch.long)
+        seen = 0
+        t0 = time.perf_counter()
+        for step, batches in enumerate(zip(*(m.train_loader for m in run))):
+            if max_steps is not None and step >= max_steps:
+                break
+            y = [b[1] for b in batches]
+            with self._autocast():
+                feat = self.net(self._stack([b[0] for b in batches]))
+                logits = [m.head(feat[:, j]) for j, m in enumerate(run)]
+                losses = [m.criterion(z, t, feat[:, j])
+                          for j, (m, z, t) in enumerate(zip(run, logits, y))]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = torch.stack(losses)
+            loss.sum().backward()       # each member's parameters get exactly its gradient
+            self._members_stale = True  # before the step: its post-hooks may sync()
+            self.optimizer.step()
+            loss_sum += loss.detach().double() * y[0].shape[0]
+            correct += torch.stack([(z.detach().argmax(1) == t).sum() for z, t in zip(logits, y)])
+            seen += y[0].shape[0]
+        losses_h, correct_h = loss_sum.tolist(), correct.tolist()   # the epoch's host read
+        dt = time.perf_counter() - t0
+        out = []
+        for m, ls, c in zip(run, losses_h, correct_h):
+            train_loss = ls / max(seen, 1)
+            if not math.isfinite(train_loss):
+                m.status = "diverged"
+            out.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                        "train_top1": 100.0 * c / max(seen, 1),
+                        "train_images_per_s": seen / dt if dt > 0 else math.nan,
+                        "train_time_s": dt})
+        return out
+
+    @torch.inference_mode()
+    def evaluate(self, split: str = "test") -> list[dict]:
+        """Trainer.evaluate for every running member, in one pass over ``split``; each
+        member's confusion matrix goes to its ``confusion``."""
+        run, k = self.running, len(self.running)
+        self.net.eval()
+        for m in run:
+            m.model.eval()
+        nc = self.data.num_classes
+        accs = [TopKAccumulator(nc, self.device) for _ in run]
+        diags = [DiagnosticAccumulator(nc, self.device) for _ in run]
+        scales = [float(getattr(m.criterion, "s", 1.0)) for m in run]
+        t0, n = time.perf_counter(), 0
+        for x, y in self.eval_loaders[split]:
+            with self._autocast():
+                feat = self.net(self._stack([x] * k))
+                logits = [m.head(feat[:, j]) for j, m in enumerate(run)]
+            for z, acc, diag, s in zip(logits, accs, diags, scales):
+                acc.update(z.float(), y)
+                diag.update(z.float() * s, y)
+            n += y.shape[0]
+        dt = time.perf_counter() - t0
+        out = []
+        for m, acc, diag in zip(run, accs, diags):
+            o = acc.summary(self.data.class_counts, prefix=f"{split}_")
+            o.update(diag.summary(prefix=f"{split}_"))
+            if m.status == "running":   # a diverged member keeps its last one, as a trial
+                m.confusion[split] = diag.confusion_matrix()
+            o[f"{split}_images_per_s"] = n / dt if dt > 0 else math.nan
+            out.append(o)
+        return out
+
+    def epochs(self) -> Iterator[list[dict | None]]:
+        """Run the remaining epochs. Each yields one entry per member: its metrics exactly
+        as Trainer.epochs() yields them, or None for a member that had already stopped.
+        Stops when every member has stopped (finished or diverged)."""
+        while True:
+            if self._refuse_needed:
+                self._refuse()
+            run = self.running
+            if not run or run[0].epoch >= self.cfg.epochs:
+                return
+            trained = self.train_epoch()
+            for m in run:
+                m.epoch += 1
+            done = run[0].epoch
+            last = done == self.cfg.epochs
+            alive = [j for j, m in enumerate(run) if m.status == "running"]
+            evals: list[dict] = [{} for _ in run]
+            if alive and (done % self.cfg.eval_every == 0 or last):
+                for split in self.eval_loaders:
+                    for j, o in enumerate(self.evaluate(split)):
+                        evals[j][split] = o
+            rows: list[dict | None] = [None] * len(self.members)
+            for j, (m, tm) in enumerate(zip(run, trained)):
+                rows[self.members.index(m)] = m.finish_epoch(tm, evals[j] or None, last)
+            if any(m.status != "running" for m in run):
+                self.sync()             # stopped members keep their state as of now
+                self._refuse_needed = True
+            yield rows
+
+    def fit(self) -> list[dict]:
+        """Run to the end; returns each member's last metrics."""
+        for _ in self.epochs():
+            pass
+        return [m.last_metrics for m in self.members]
