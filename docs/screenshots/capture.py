@@ -6,8 +6,9 @@
 The first runs a smoke study with ``--dashboard``; while its trials run, photographs the
 dashboard's Jobs and Actors pages (the job named after the study, the trials named after their
 method, seed and trial id) and one trial's log. The second photographs a finished study: its
-report (top of the page, the per-class figure), TensorBoard's scalars page for it, and the
-ablation notebook open in JupyterLab with its plots rendered (executed on the study first).
+report (top of the page, the per-class figure, the UMAP feature-embedding figure when the study
+has checkpoints), TensorBoard's scalars page for it, and the ablation notebook open in
+JupyterLab with its plots rendered (executed on the study first).
 
 The dashboard asks for Ray's token (``ray get-auth-token``). Cookies are per host, not per
 port, so a throw-away page on another loopback port sets the dashboard's
@@ -86,6 +87,20 @@ def tensorboard(study: Path, env: dict) -> None:
         tb.terminate()
 
 
+def report_figure(text: str, stem: str, out: Path, size: str) -> bool:
+    """One figure of the report (``<figure id="fig-STEM">``) alone on a page with the report's
+    styles (a #fragment shot of the long page came out blank); False if the report has none."""
+    style = "".join(re.findall(r"<style.*?</style>", text, re.S))
+    fig = re.search(rf'<figure id="fig-{stem}">.*?</figure>', text, re.S)
+    if fig is None:
+        return False
+    one = Path(tempfile.mkdtemp(prefix="fig")) / "figure.html"
+    one.write_text(f'<!doctype html><html><head><meta charset="utf-8">{style}</head>'
+                   f"<body><main>{fig.group(0)}</main></body></html>")
+    shoot(one.as_uri(), out, size, 5000)
+    return True
+
+
 def study_shots(study: Path) -> int:
     """Report, TensorBoard and the ablation notebook of a finished study."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -93,14 +108,11 @@ def study_shots(study: Path) -> int:
                    check=True)
     page = (study / "report" / "report.html").resolve().as_uri()
     shoot(page, HERE / "report_top.png", "1280,1000", 3000)
-    # one figure with the report's styles (a #fragment shot of the long page came out blank)
     text = (study / "report" / "report.html").read_text()
-    style = "".join(re.findall(r"<style.*?</style>", text, re.S))
-    fig = re.search(r'<figure id="fig-per_class">.*?</figure>', text, re.S).group(0)
-    one = Path(tempfile.mkdtemp(prefix="fig")) / "figure.html"
-    one.write_text(f'<!doctype html><html><head><meta charset="utf-8">{style}</head>'
-                   f"<body><main>{fig}</main></body></html>")
-    shoot(one.as_uri(), HERE / "report_figure.png", "1280,760", 5000)
+    report_figure(text, "per_class", HERE / "report_figure.png", "1280,760")
+    if not report_figure(text, "embedding", HERE / "report_embedding.png", "1280,900"):
+        print("no embedding figure in the report (the study has no checkpoints, or the "
+              "dataset's training images are not in memory): report_embedding.png not made")
     tensorboard(study, env)
     import nbformat
     from nbclient import NotebookClient

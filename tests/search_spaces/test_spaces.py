@@ -12,7 +12,7 @@ from trainables.config import LARGE_SCALE_RECIPE, TrialConfig
 from trainables.methods import TABLE1_METHODS, TABLE23_METHODS, flatten_trial, label_of, method
 
 GRID_COUNTS = {"table1": 480, "table2": 15, "table3": 15, "lambda_sweep": 150,
-               "margin_scale": 75, "quickstart": 6, "smoke": 4, "ratio_sweep": 48}
+               "margin_scale": 75, "quickstart": 9, "smoke": 4, "ratio_sweep": 48}
 LAMBDAS = [round(i * 0.1, 1) for i in range(16)]
 
 
@@ -44,10 +44,10 @@ def reference(name):
                        seed=[0, 1, 2])
     if name == "quickstart":
         return product({"dataset": "fashion_mnist", "imb_type": "lt", "ratio": 100.0,
-                        "img_max": 1000, "epochs": 10, "eval_every": 5, "checkpoint_every": 5,
+                        "img_max": 1000, "epochs": 10, "eval_every": 10, "checkpoint_every": 5,
                         "batch_size": 128},
                        [method("ce"), method("ldam", True), method("elm", True, lam=0.5)],
-                       seed=[0, 1])
+                       seed=[0, 1, 2])
     if name == "smoke":
         return product({"dataset": "synthetic", "ratio": 10.0, "epochs": 2, "eval_every": 1,
                         "checkpoint_every": 1, "batch_size": 32, "eval_batch_size": 200,
@@ -119,7 +119,7 @@ def test_grid_on_a_loss_hyperparameter_changes_only_the_methods_that_take_it():
     # on a study with CE too: CE rows once, ELM rows per λ
     dicts = get_space("quickstart", axes={"lam": "0.1,0.9"}).trial_dicts()
     assert Counter(label_of(d) for d in dicts) == {
-        "CE": 2, "LDAM + DRW": 2, "ELM + DRW (λ=0.1)": 2, "ELM + DRW (λ=0.9)": 2}
+        "CE": 3, "LDAM + DRW": 3, "ELM + DRW (λ=0.1)": 3, "ELM + DRW (λ=0.9)": 3}
 
 
 def test_grid_adds_or_replaces_axes_and_seeds_epochs_set_reach_every_trial():

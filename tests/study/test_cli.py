@@ -56,7 +56,7 @@ def test_a_dry_run_plans_without_the_data_and_names_what_is_missing(capsys, tmp_
 def test_list_shows_every_space_with_counts(capsys):
     rc, out, _ = run_cli(capsys, "list")
     assert rc == 0
-    for name, n in (("table1", 480), ("quickstart", 6), ("lambda_sweep", 150)):
+    for name, n in (("table1", 480), ("quickstart", 9), ("lambda_sweep", 150)):
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert f"{n} trials" in line
 
