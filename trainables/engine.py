@@ -92,6 +92,21 @@ def _to_lists(x):
 # =========================================================================================
 # the trainer
 # =========================================================================================
+def start_epoch(t, epoch: int) -> float:
+    """Set epoch ``epoch``'s LR, DRW weights, loss epoch and batch stream on ``t`` (a Trainer,
+    or a trial pack's member: anything with cfg, optimizer, criterion, data, schedule and
+    train_loader); returns the LR."""
+    lr = t.cfg.lr_at(epoch)
+    for g in t.optimizer.param_groups:
+        g["lr"] = lr
+    if t.cfg.drw:
+        t.criterion.set_weight(drw_weights(t.data.class_counts, epoch,
+                                           t.schedule["drw_epoch"], t.cfg.drw_beta))
+    t.criterion.set_epoch(epoch)
+    t.train_loader.set_epoch(epoch)
+    return lr
+
+
 class Trainer:
     """Everything one trial needs, built from a TrialConfig."""
 
@@ -142,15 +157,7 @@ class Trainer:
         return nullcontext()
 
     def _start_epoch(self, epoch: int) -> float:
-        lr = self.cfg.lr_at(epoch)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        if self.cfg.drw:
-            self.criterion.set_weight(drw_weights(self.data.class_counts, epoch,
-                                                  self.schedule["drw_epoch"], self.cfg.drw_beta))
-        self.criterion.set_epoch(epoch)
-        self.train_loader.set_epoch(epoch)
-        return lr
+        return start_epoch(self, epoch)
 
     def train_epoch(self, max_steps: int | None = None) -> dict:
         """One epoch (or its first ``max_steps`` steps, for benchmarks); returns its metrics."""

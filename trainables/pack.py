@@ -39,8 +39,8 @@ from trainables.checkpoints import (CHECKPOINT_FORMAT, check_checkpoint, load_ch
 from trainables.config import TrialConfig, pack_split_fields
 from trainables.data.build import FileData, build_data, make_loaders
 from trainables.engine import (CONFUSION_IN_ROW_MAX, _plain, resolve_channels_last,
-                               resolve_device, rng_state, seed_everything)
-from trainables.losses import create_loss, drw_weights
+                               resolve_device, rng_state, seed_everything, start_epoch)
+from trainables.losses import create_loss
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
 from trainables.models import create_model
 from trainables.models.fused_cifar import HEAD_PREFIX, fuse, member_chunk
@@ -115,16 +115,8 @@ class Member:
         return self.model.linear
 
     def start_epoch(self, epoch: int) -> float:
-        """Trainer._start_epoch for this member: lr, DRW weights, loss epoch, batch stream."""
-        lr = self.cfg.lr_at(epoch)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        if self.cfg.drw:
-            self.criterion.set_weight(drw_weights(self.data.class_counts, epoch,
-                                                  self.schedule["drw_epoch"], self.cfg.drw_beta))
-        self.criterion.set_epoch(epoch)
-        self.train_loader.set_epoch(epoch)
-        return lr
+        """The engine's start_epoch for this member: lr, DRW weights, loss epoch, stream."""
+        return start_epoch(self, epoch)
 
     def finish_epoch(self, m: dict, evals: dict | None, last: bool) -> dict:
         """Trainer.epochs' bookkeeping after one epoch: eval metrics, best, status."""
