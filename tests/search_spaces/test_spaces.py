@@ -49,7 +49,8 @@ def reference(name):
                        [method("ce"), method("ldam", True), method("elm", True, lam=0.5)],
                        seed=[0, 1, 2])
     if name == "smoke":
-        return product({"dataset": "synthetic", "ratio": 10.0, "epochs": 2, "eval_every": 1,
+        return product({"dataset": "synthetic", "ratio": 10.0, "img_max": 40, "epochs": 2,
+                        "eval_every": 1,
                         "checkpoint_every": 1, "batch_size": 32, "eval_batch_size": 200,
                         "device": "cpu"}, [method("ce"), method("elm", True, lam=0.5)],
                        seed=[0, 1])

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]
 GROWN = """\
 description: smoke grown by one method
-base: {dataset: synthetic, ratio: 10, epochs: 1, eval_every: 1, checkpoint_every: 1,
+base: {dataset: synthetic, ratio: 10, img_max: 40, epochs: 1, eval_every: 1, checkpoint_every: 1,
        batch_size: 32, eval_batch_size: 200, device: cpu}
 methods: [ce, elm+drw(lam=0.5), ldam+drw]
 grid:
@@ -75,9 +75,10 @@ def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path,
     assert "run 3" in status and "added 3, 6 kept" in status, status
     before = snapshot(study)
 
-    # a changed epochs makes new keys: every trial again, in run 4; killed, then resumed
+    # a changed epochs makes new keys: every trial again, in run 4; killed once a trial has
+    # reported its first epoch of two (so it is mid-way), then resumed
     driver = subprocess.Popen([sys.executable, "-m", "study", "run", str(grown), "--into",
-                               str(study), "--seeds", "0", "--epochs", "4"],
+                               str(study), "--seeds", "0", "--epochs", "2"],
                               env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     run4, deadline, started = study / "run-4", time.time() + 240, False
@@ -97,4 +98,4 @@ def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path,
     assert len(finished) == 12 and set(finished.values()) == {1}, finished
     assert {d: b for d, b in snapshot(study).items() if d in before} == before
     df = load_study(study)
-    assert Counter(df["epochs"]) == {1: 9, 4: 3} and set(df["status"]) == {"terminated"}
+    assert Counter(df["epochs"]) == {1: 9, 2: 3} and set(df["status"]) == {"terminated"}

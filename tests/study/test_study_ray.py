@@ -60,7 +60,7 @@ def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path, env):
 def test_killed_driver_is_finished_by_resume(tmp_path, env):
     study = tmp_path / "killed"
     driver = subprocess.Popen(study_cmd("run", "smoke", "--storage", str(tmp_path), "--name",
-                                        "killed", "--set", "epochs=6", "--set",
+                                        "killed", "--set", "epochs=3", "--set",
                                         "checkpoint_every=1"),
                               env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
@@ -70,7 +70,7 @@ def test_killed_driver_is_finished_by_resume(tmp_path, env):
             dirs = trial_dirs(study) if study.exists() else []
             done = {d.name: len(read_results(d)) for d in dirs
                     if (read_results(d) or [{}])[-1].get("status") == "finished"}
-            midway = [d for d in dirs if d.name not in done and 1 <= len(read_results(d)) < 6]
+            midway = [d for d in dirs if d.name not in done and 1 <= len(read_results(d)) < 3]
             if done and midway:
                 finished_before = done
                 break
@@ -99,7 +99,7 @@ def test_killed_driver_of_an_optuna_asha_study_is_finished_by_resume(tmp_path, e
     args = ("run", "optuna_elm", "--storage", str(tmp_path), "--name", "opt", "--option",
             "dataset=synthetic", "--option", "ratio=10", "--option", "num_samples=5",
             "--set", "epochs=4", "--set", "checkpoint_every=1", "--set", "eval_every=1",
-            "--set", "batch_size=32", "--max-concurrent", "2")
+            "--set", "batch_size=32", "--set", "img_max=40", "--max-concurrent", "2")
     driver = subprocess.Popen(study_cmd(*args), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     seen, deadline = 0, time.time() + 300
