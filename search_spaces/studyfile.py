@@ -28,7 +28,7 @@ from trainables.config import LOSS_HPARAMS, TrialConfig, parse_value
 
 TOP_KEYS = ("description", "base", "methods", "grid", "resources", "search", "scheduler")
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures",
-                 "workers_per_trial")
+                 "workers_per_trial", "pack")
 SEARCH_KEYS = ("sampler", "num_samples", "seed", "metric", "mode", "space")
 SAMPLERS = ("tpe", "random")
 SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "max_t", "reduction_factor")
@@ -325,8 +325,8 @@ def normalise(ctx: Context, data: Any, name: str) -> dict:
 def _resources(ctx: Context, data) -> dict:
     ctx.mapping(data, RESOURCE_KEYS)
     for k, v in data.items():
-        integral = k in ("max_concurrent", "max_failures", "workers_per_trial")
-        low = 1 if k in ("max_concurrent", "workers_per_trial") else 0
+        integral = k in ("max_concurrent", "max_failures", "workers_per_trial", "pack")
+        low = 1 if k in ("max_concurrent", "workers_per_trial", "pack") else 0
         if isinstance(v, bool) or not isinstance(v, int if integral else (int, float)) or v < low:
             ctx.at(k).fail(f"expects a{'n integer' if integral else ' number'} >= {low}, "
                            f"got {v!r}")

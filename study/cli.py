@@ -4,7 +4,8 @@
     elm-study show NAME|FILE [changes]              the resolved study: what would run
     elm-study run NAME|FILE [changes] [--name N | --into STUDY] [--storage PATH|URI]
                   [--address local|auto|HOST:PORT] [--cpus-per-trial X] [--gpus-per-trial F]
-                  [--max-concurrent K] [--dashboard] [--dry-run] [--download] [--force]
+                  [--max-concurrent K] [--pack K] [--dashboard] [--dry-run] [--download]
+                  [--force]
     elm-study resume NAME|PATH
     elm-study status NAME|PATH
 
@@ -137,6 +138,10 @@ def _add_run(sub) -> None:
     run.add_argument("--workers-per-trial", type=int, default=None,
                      help="N > 1 runs each trial data-parallel on N Ray Train workers (one GPU "
                           "each where the cluster has GPUs; docs/distributed.md); default 1")
+    run.add_argument("--pack", type=int, default=None, metavar="K",
+                     help="train up to K trials of a grid whose pack keys agree as one fused "
+                          "network in one Tune trial (ResNet32; pays on a GPU, not a CPU; "
+                          "docs/packing.md); default 1")
     run.add_argument("--max-failures", type=int, default=None,
                      help="retries of a failed trial, each from its last checkpoint (default 3)")
     run.add_argument("--dashboard", action="store_true",
@@ -252,6 +257,9 @@ def cmd_run(args, console: ConsoleOptions) -> int:
         print(plan.headline, flush=True)
     if args.dry_run:
         print(describe(plan.space, samples=5, path=plan.run_dir, full=False))
+        if plan.options.pack > 1:
+            from study.packs import pack_lines
+            print("\n".join(pack_lines(plan.space, plan.options.pack)))
         if plan.options.workers_per_trial > 1:
             from study.placement import fits_here
             print(fits_here(plan.options))

@@ -52,14 +52,31 @@ def init_ray(address: str, dashboard: bool, dashboard_host: str) -> dict:
         # A one-machine study needs nothing reachable from the network: every listener on
         # 127.0.0.1 (measured with ss -ltnp; docs/security.md; how is the shim's business)
         keep_local_ray_on_loopback()
-        ctx = ray.init(address="local", include_dashboard=dashboard,
-                       dashboard_host=dashboard_host, log_to_driver=True,
-                       **loopback_init_kwargs())
+        ctx = start_local_ray(include_dashboard=dashboard, dashboard_host=dashboard_host,
+                              log_to_driver=True, **loopback_init_kwargs())
         if dashboard and ctx.dashboard_url:
             print(f"Ray dashboard: http://{ctx.dashboard_url}", flush=True)
     else:
         ray.init(address=address)
     return ray.cluster_resources()
+
+
+def start_local_ray(**kwargs):
+    """``ray.init(address="local")``, tried a second time when the new node misses Ray's fixed
+    30 s window to register with its GCS ("timed out during startup"): on a loaded machine (a
+    study resumed while a killed driver's Ray is still exiting, two studies starting together
+    on 2 cores) the first try can miss it and a second one starts cleanly. The half-started
+    node of the first try shares its fate with this process and goes with it."""
+    import ray
+    try:
+        return ray.init(address="local", **kwargs)
+    except Exception as e:   # Ray raises a bare Exception for this one
+        if "timed out during startup" not in str(e):
+            raise
+        print("Ray's local node did not register within Ray's 30 s (a busy machine?); "
+              "starting it once more", file=sys.stderr, flush=True)
+        ray.shutdown()
+        return ray.init(address="local", **kwargs)
 
 
 def trial_resources(options: RunOptions, cluster: dict, local: bool = True) -> dict:
@@ -100,7 +117,8 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1,
     needs_metric = (searcher is not None and not space.searcher_has_metric) or (
         scheduler is not None and searcher is None)
     trainable, cap = trainable_for(resources, options.workers_per_trial,
-                                   quiet=not console.verbose)
+                                   quiet=not console.verbose, pack=options.pack,
+                                   member_dirname=member_dirname)
     tune_config = tune.TuneConfig(
         metric=space.metric if needs_metric else None,
         mode=space.mode if needs_metric else None,
@@ -134,8 +152,17 @@ def trial_dirname(trial) -> str:
     (Tune's default spells out the nested config and a timestamp); the trial id keeps it
     unique. TensorBoard shows it as the run's name. (Tune pickles this function into every
     study's experiment state: it stays at ``study.launcher.trial_dirname``.)"""
+    from study.packs import is_pack
+    if is_pack(trial.config):   # a pack's own folder: its members have trial folders
+        return f"pack{len(trial.config['pack'])}_{trial.trial_id}"
+    return member_dirname(trial.config, trial.trial_id)
+
+
+def member_dirname(config: dict, trial_id: str) -> str:
+    """A trial folder's name from its Tune-form config and its trial id (trial_dirname's
+    convention; a pack's members: the id is '<pack trial id>_m<k>'). Pickled by path too."""
     from study.loggers import run_name
-    return f"{run_name(trial.config)}_{trial.trial_id}"
+    return f"{run_name(config)}_{trial_id}"
 
 
 def fit_study(space, path: str, meta: dict, *, address: str = "local", dashboard: bool = False,
@@ -156,6 +183,7 @@ def fit_study(space, path: str, meta: dict, *, address: str = "local", dashboard
         if not is_remote(path):
             write_meta(Path(path), meta)
             save_spec(Path(path), space, run)
+        _say_pack(RunOptions.from_meta(meta), ray_cluster, space)
         where_to = path if run == 1 else f"{path}/run-{run}"
         print(f"study {meta['name']}: {space.expected_trials} trials of '{space.name}', "
               f"{resources} each -> {where_to}", flush=True)
@@ -163,6 +191,19 @@ def fit_study(space, path: str, meta: dict, *, address: str = "local", dashboard
     finally:
         ray.shutdown()
     return report(path, meta)
+
+
+def _say_pack(options: RunOptions, cluster: dict, space) -> None:
+    """A packed run says how many Tune trials it is, and on a cluster without GPUs that
+    packing does not speed it up (docs/packing.md: a CPU's convolutions fill its cores)."""
+    if options.pack <= 1:
+        return
+    packs = len(space.param_space.get("pack", {}).get("grid_search", []))
+    print(f"--pack {options.pack}: {space.expected_trials} trials as {packs} "
+          f"pack{'s' if packs != 1 else ''} (one Tune trial each)", flush=True)
+    if not cluster.get("GPU"):
+        print(f"--pack {options.pack}: this cluster has no GPU; a pack trains its trials "
+              "correctly but does not speed up a CPU (docs/packing.md)", flush=True)
 
 
 def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
@@ -221,7 +262,9 @@ def resume_study(path: Path, meta: dict, *, cluster: ClusterOptions = ClusterOpt
             resources = run.get("resources") or meta["resources"]
             workers = run_options(meta, run).workers_per_trial
             _check_resumed(run_options(meta, run), resources, have, cluster.local)
-            trainable, _ = trainable_for(resources, workers, quiet=not console.verbose)
+            trainable, _ = trainable_for(resources, workers, quiet=not console.verbose,
+                                         pack=run_options(meta, run).pack,
+                                         member_dirname=member_dirname)
             tuner = tune.Tuner.restore(str(exp), trainable=trainable, resume_errored=True)
             # progress lines, TensorBoard, --log; counting this run's trials
             watch_restored(tuner, {**meta, "run_trials": run.get("launched")}, str(exp),

@@ -20,6 +20,7 @@ import math
 import re
 from pathlib import Path
 
+from study.packs import is_pack, member_rows
 from study.store import StudyError, is_remote
 from trainables.methods import flatten_trial
 
@@ -86,6 +87,8 @@ def tensorboard_callback():
         """Ray's TBX logger (so Tune adds no second one) with readable names and steps."""
 
         def log_trial_start(self, trial):
+            if is_pack(trial.config):   # not a trial: its members get the runs
+                return
             if trial in self._trial_writer:
                 self._trial_writer[trial].close()
             trial.init_local_path()
@@ -94,28 +97,62 @@ def tensorboard_callback():
             self._trial_result[trial] = {}
 
         def log_trial_result(self, iteration, trial, result):
+            if is_pack(trial.config):   # one TensorBoard run per member, in its folder
+                self._log_members(trial, result)
+                return
             if trial not in self._trial_writer:
                 self.log_trial_start(trial)
-            step = int(result.get("epoch") or result.get("training_iteration") or 0)
-            writer, kept = self._trial_writer[trial], {}
-            for key, tag in TB_TAGS.items():
-                if _scalar(result.get(key)):
-                    writer.add_scalar(tag, result[key], global_step=step)
-                    kept[tag] = result[key]
+            kept = _add_scalars(self._trial_writer[trial], result)
             self._trial_result[trial] = {**self._trial_result[trial], **kept}
-            writer.flush()
+
+        def _log_members(self, trial, result):
+            runs = self.__dict__.setdefault("_member_runs", {})   # (trial, folder) -> run
+            for name, config, row in member_rows(trial.config, result):
+                run = runs.get((trial, name))
+                if run is None:   # beside the pack's folder, where the member's files are
+                    folder = Path(trial.local_path).parent / name
+                    folder.mkdir(parents=True, exist_ok=True)
+                    run = runs[(trial, name)] = [self._summary_writer_cls(
+                        str(folder), flush_secs=30), config, {}, row.get("method")]
+                run[2].update(_add_scalars(run[0], row))
+
+        def log_trial_end(self, trial, failed=False):
+            for key in [k for k in self.__dict__.get("_member_runs", {}) if k[0] is trial]:
+                writer, config, kept, method = self._member_runs.pop(key)
+                if kept:
+                    _write_hparams(writer, config, method, kept)
+                writer.close()
+            super().log_trial_end(trial, failed)
 
         def _try_log_hparams(self, trial, result):
-            p = trial_params(trial.config)
-            hp = {k: v for k, v in p.items() if isinstance(v, (str, bool, int, float))
-                  and k in ("loss", "drw", "lam", "seed", "dataset", "imb_type", "ratio",
-                            "epochs", "lr", "batch_size", "max_m", "s", "gamma")}
-            hp["method"] = (trial.last_result or {}).get("method") or run_name(trial.config)
-            from tensorboardX.summary import hparams
-            for tag in hparams(hparam_dict=hp, metric_dict=result):
-                self._trial_writer[trial].file_writer.add_summary(tag)
+            _write_hparams(self._trial_writer[trial], trial.config,
+                           (trial.last_result or {}).get("method"), result)
 
     return StudyTensorBoard()
+
+
+def _add_scalars(writer, row: dict) -> dict:
+    """A row's TB_TAGS scalars at its epoch; returns {tag: value} written."""
+    step = int(row.get("epoch") or row.get("training_iteration") or 0)
+    kept = {}
+    for key, tag in TB_TAGS.items():
+        if _scalar(row.get(key)):
+            writer.add_scalar(tag, row[key], global_step=step)
+            kept[tag] = row[key]
+    writer.flush()
+    return kept
+
+
+def _write_hparams(writer, config: dict, method: str | None, metrics: dict) -> None:
+    """The trial's hyper-parameters and final scalars (the HParams tab)."""
+    p = trial_params(config)
+    hp = {k: v for k, v in p.items() if isinstance(v, (str, bool, int, float))
+          and k in ("loss", "drw", "lam", "seed", "dataset", "imb_type", "ratio",
+                    "epochs", "lr", "batch_size", "max_m", "s", "gamma")}
+    hp["method"] = method or run_name(config)
+    from tensorboardX.summary import hparams
+    for tag in hparams(hparam_dict=hp, metric_dict=metrics):
+        writer.file_writer.add_summary(tag)
 
 
 def default_mlflow_uri(path: str) -> str:
@@ -156,29 +193,36 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
             report = _report(path)
             if report is not None:   # report.html/.md, LaTeX, CSV, figures: under report/
                 client.log_artifacts(self.parent, str(report), artifact_path="report")
-            done = sum(t.status == "TERMINATED" for t in trials)
+            # trials, not Tune trials: a pack counts its members
+            size = [len(t.config["pack"]) if is_pack(t.config) else 1 for t in trials]
+            done = sum(n for t, n in zip(trials, size) if t.status == "TERMINATED")
             client.log_metric(self.parent, "trials_finished", done)
-            client.set_terminated(self.parent, "FINISHED" if done == len(trials) else "KILLED")
+            client.set_terminated(self.parent, "FINISHED" if done == sum(size) else "KILLED")
             super().on_experiment_end(trials, **info)
 
         def log_trial_start(self, trial):
+            if is_pack(trial.config):   # not a trial: each member gets a run (below)
+                return
             if trial not in self._trial_runs:
-                f = flatten_trial(trial.config)
-                tags = {**self.tags, "trial_id": trial.trial_id, "seed": str(f.get("seed")),
-                        "mlflow.parentRunId": self.parent,
-                        "method": run_name(trial.config).rsplit("_seed", 1)[0],
-                        "method_label": _label(trial.config),
-                        "dataset": f"{f.get('dataset')}-{f.get('imb_type', 'lt')}"}
-                old = self._existing_run(trial.trial_id)
-                if old:
-                    self._trial_runs[trial] = old
-                    _mlflow_client().update_run(old, status="RUNNING")
-                    return
-                run = self.mlflow_util.start_run(tags=tags, run_name=_label(trial.config, True)
-                                                 + f" [{trial.trial_id}]")
-                self._trial_runs[trial] = run.info.run_id
-                self.mlflow_util.log_params(run_id=run.info.run_id,
-                                            params_to_log=trial_params(trial.config))
+                self._trial_runs[trial] = self._start_run(trial.config, trial.trial_id)
+
+        def _start_run(self, config: dict, trial_id: str) -> str:
+            """The trial's run (reopened when it exists: a resumed study)."""
+            f = flatten_trial(config)
+            tags = {**self.tags, "trial_id": trial_id, "seed": str(f.get("seed")),
+                    "mlflow.parentRunId": self.parent,
+                    "method": run_name(config).rsplit("_seed", 1)[0],
+                    "method_label": _label(config),
+                    "dataset": f"{f.get('dataset')}-{f.get('imb_type', 'lt')}"}
+            old = self._existing_run(trial_id)
+            if old:
+                _mlflow_client().update_run(old, status="RUNNING")
+                return old
+            run = self.mlflow_util.start_run(tags=tags, run_name=_label(config, True)
+                                             + f" [{trial_id}]")
+            self.mlflow_util.log_params(run_id=run.info.run_id,
+                                        params_to_log=trial_params(config))
+            return run.info.run_id
 
         def _existing_run(self, trial_id: str) -> str | None:
             client = _mlflow_client()
@@ -187,17 +231,30 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
             return runs[0].info.run_id if runs else None
 
         def log_trial_result(self, iteration, trial, result):
+            if is_pack(trial.config):   # one run per member, fed from the pack's rows
+                runs = self.__dict__.setdefault("_member_runs", {})   # trial -> {id: run}
+                mine = runs.setdefault(trial, {})
+                for _, config, row in member_rows(trial.config, result):
+                    if row["trial_id"] not in mine:
+                        mine[row["trial_id"]] = self._start_run(config, row["trial_id"])
+                    self._log_row(mine[row["trial_id"]], row)
+                return
             if trial not in self._trial_runs:
                 self.log_trial_start(trial)
-            metrics = {k: v for k, v in result.items() if _scalar(v)}
-            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial],
-                                         metrics_to_log=metrics,
-                                         step=int(result.get("epoch") or 0))
+            self._log_row(self._trial_runs[trial], result)
+
+        def _log_row(self, run_id: str, row: dict) -> None:
+            self.mlflow_util.log_metrics(run_id=run_id,
+                                         metrics_to_log={k: v for k, v in row.items()
+                                                         if _scalar(v)},
+                                         step=int(row.get("epoch") or 0))
 
         def log_trial_end(self, trial, failed=False):
+            status = "FAILED" if failed else "FINISHED"
+            for run_id in self.__dict__.get("_member_runs", {}).pop(trial, {}).values():
+                self.mlflow_util.end_run(run_id=run_id, status=status)
             if trial in self._trial_runs:
-                self.mlflow_util.end_run(run_id=self._trial_runs[trial],
-                                         status="FAILED" if failed else "FINISHED")
+                self.mlflow_util.end_run(run_id=self._trial_runs[trial], status=status)
 
     return StudyMLflow(tracking_uri=uri or default_mlflow_uri(path),
                        experiment_name=meta.get("name"),

@@ -23,6 +23,7 @@ class RunOptions:
     max_concurrent: int | None = None
     max_failures: int = 3
     workers_per_trial: int = 1
+    pack: int = 1                 # K > 1: up to K trials of a grid trained as one (trial packs)
 
     @staticmethod
     def flag(field: str) -> str:
@@ -52,10 +53,13 @@ class RunOptions:
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise StudyError(f"{self.flag(name)} must be >= 0, got {v}")
-        for name in ("max_concurrent", "workers_per_trial"):
+        for name in ("max_concurrent", "workers_per_trial", "pack"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise StudyError(f"{self.flag(name)} must be >= 1, got {v}")
+        if self.pack > 1 and self.workers_per_trial > 1:
+            raise StudyError(f"--pack {self.pack} cannot be combined with --workers-per-trial "
+                             f"{self.workers_per_trial}: a pack is one process (choose one)")
         return self
 
     def to_meta(self) -> dict:

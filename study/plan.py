@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from study.options import RunOptions
+from study.packs import check_pack_options, packed
 from study.store import (STUDY_FILE, StudyError, is_remote, locate, read_meta, storage_root,
                          study_dir)
 from trainables.methods import label_of
@@ -128,6 +129,7 @@ def plan_run(space, flags: dict, *, storage: str, name: str | None = None,
     options = workers_from_trials(space, RunOptions.resolve(flags, space.spec.get(
         "resources", {})))
     check_batch_split(space, options)
+    check_pack_options(space, options)
     name = name or space.name
     if not name or "/" in name or name.startswith("."):
         raise StudyError(f"--name {name!r} is not a valid folder name")
@@ -144,7 +146,7 @@ def plan_run(space, flags: dict, *, storage: str, name: str | None = None,
         refuse_clash(path)
     meta.update(expected_trials=space.expected_trials,
                 runs=[_run_entry(space, 1, options, command, kept=0, unfinished_elsewhere=0)])
-    return Plan("new", space, path, meta, options, force=force)
+    return Plan("new", packed(space, options.pack), path, meta, options, force=force)
 
 
 def _study_fields(space, name: str, root: str) -> dict:
@@ -250,9 +252,11 @@ def plan_extension(space, path: Path, flags: dict, command: str) -> Plan:
                                                    if v is not None}}
     options = workers_from_trials(space, last.for_extension(given))
     check_batch_split(space, options)
+    check_pack_options(space, options)
     launch_it, kept, unfinished = split_by_key(space, path)
     number = max(r["run"] for r in runs) + 1
-    sub = space.subset(launch_it)
+    # only the members whose key is new, packed anew (by member key, not by old packs)
+    sub = packed(space.subset(launch_it), options.pack)
     headline = (f"study {path.name}: {space.expected_trials} trials in {space.source}; "
                 f"{kept} finished there already (kept), {unfinished} unfinished in earlier runs"
                 f"{f' (finish them with: elm-study resume {path})' if unfinished else ''}; "

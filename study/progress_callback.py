@@ -14,7 +14,10 @@ from ray.tune import Callback
 
 from study.console import (STUDY_LINE_EVERY_S, WAITING_NOTE_AFTER_S, fmt_minutes, num,
                            progress_line, resume_command, trial_words, waiting_note)
+from study.packs import is_pack, member_rows
 from trainables.methods import flatten_trial
+from trainables.ray_layer.dashboard import actor_name
+from trainables.results import PACK_KEY
 
 
 class StudyProgress(Callback):
@@ -29,6 +32,7 @@ class StudyProgress(Callback):
         """Called by Tune when the experiment (or its resumption) starts."""
         self.epoch_times: dict[str, list[float]] = {}
         self.epochs_done: dict[str, int] = {}
+        self.last_rows: dict[str, dict] = {}    # pack id -> member id -> (config, last row)
         self.start = self.last_line = time.time()
         self.epochs_at_start: int | None = None
         self.waiting_since: float | None = None   # since when the study waits for resources
@@ -38,33 +42,45 @@ class StudyProgress(Callback):
 
     # ---- per trial ----------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.say(f"start  {trial_words(trial.config, trial.trial_id)}")
+        self.say(f"start  {_words(trial)}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         times = self.epoch_times.setdefault(trial.trial_id, [])
         if isinstance(result.get("time_this_iter_s"), (int, float)):
             times.append(float(result["time_this_iter_s"]))
-        self.epochs_done[trial.trial_id] = int(result.get("epoch") or 0)
-        if result.get("test_top1") is None:   # not an evaluation epoch
-            return
         recent = times[-5:]
         s_per_epoch = sum(recent) / len(recent) if recent else math.nan
-        self.say(progress_line(trial.config, result, s_per_epoch))
+        # a pack reports its members' rows: one line per member, epochs counted per member
+        rows = [(c, r) for _, c, r in member_rows(trial.config, result)] if is_pack(
+            trial.config) else [(trial.config, result)]
+        if is_pack(trial.config):
+            last = self.last_rows.setdefault(trial.trial_id, {})
+            last.update({r["trial_id"]: (c, r) for c, r in rows})
+            self.epochs_done[trial.trial_id] = sum(int(r.get("epoch") or 0)
+                                                   for _, r in last.values())
+        else:
+            self.epochs_done[trial.trial_id] = int(result.get("epoch") or 0)
+        for config, row in rows:
+            if row.get("test_top1") is not None:   # an evaluation epoch
+                self.say(progress_line(config, row, s_per_epoch))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        r = trial.last_result or {}
-        self.say(f"done   {trial_words(trial.config, trial.trial_id, r.get('method'))}  "
-                 f"top-1 {num(r.get('test_top1'), '.2f')}  best "
-                 f"{num(r.get('best_test_top1'), '.2f')} @{r.get('best_epoch', '?')}  "
-                 f"({r.get('status', 'finished')}, {r.get('epoch', '?')} epochs)")
+        rows = list(self.last_rows.get(trial.trial_id, {}).values()) if is_pack(
+            trial.config) else [(trial.config, trial.last_result or {})]
+        for config, r in rows:
+            who = trial_words(config, r.get("trial_id", trial.trial_id), r.get("method"))
+            self.say(f"done   {who}  "
+                     f"top-1 {num(r.get('test_top1'), '.2f')}  best "
+                     f"{num(r.get('best_test_top1'), '.2f')} @{r.get('best_epoch', '?')}  "
+                     f"({r.get('status', 'finished')}, {r.get('epoch', '?')} epochs)")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self.say(f"retry  {trial_words(trial.config, trial.trial_id)}  failure "
+        self.say(f"retry  {_words(trial)}  failure "
                  f"{trial.num_failures} of at most {self.meta.get('max_failures', '?')}: "
                  f"{_error_line(trial)}; continuing from its last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.say(f"FAILED {trial_words(trial.config, trial.trial_id)} after "
+        self.say(f"FAILED {_words(trial)} after "
                  f"{trial.num_failures} failure(s): {_error_line(trial)}")
 
     # ---- the study ----------------------------------------------------------------------
@@ -75,14 +91,15 @@ class StudyProgress(Callback):
 
     def study_line(self, trials) -> str:
         counts = {"TERMINATED": 0, "RUNNING": 0, "PENDING": 0, "ERROR": 0, "PAUSED": 0}
-        for t in trials:
-            counts[t.status] = counts.get(t.status, 0) + 1
-        expected = self.meta.get("run_trials") or self.meta.get("expected_trials") or len(
-            trials)
-        not_created = max(expected - len(trials), 0)
+        for t in trials:   # trials, not Tune trials: a pack counts its members
+            counts[t.status] = counts.get(t.status, 0) + _members(t)
+        created = sum(_members(t) for t in trials)
+        expected = self.meta.get("run_trials") or self.meta.get("expected_trials") or created
+        not_created = max(expected - created, 0)
         per_trial = _epochs_of(trials)
         total = per_trial * expected
-        done = sum(self.epochs_done.get(t.trial_id, _last_epoch(t)) for t in trials)
+        done = sum(self.epochs_done.get(t.trial_id, _last_epoch(t) * _members(t))
+                   for t in trials)
         if self.epochs_at_start is None:
             self.epochs_at_start = done
         elapsed = time.time() - self.start
@@ -118,14 +135,26 @@ class StudyProgress(Callback):
 
     def on_experiment_end(self, trials, **info):
         self.say(self.study_line(trials))
-        unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
-        expected = self.meta.get("run_trials") or self.meta.get("expected_trials") or len(
-            trials)
-        if unfinished or len(trials) < expected:
-            left = len(unfinished) + max(expected - len(trials), 0)
+        unfinished = sum(_members(t) for t in trials if t.status not in ("TERMINATED",
+                                                                          "ERROR"))
+        created = sum(_members(t) for t in trials)
+        expected = self.meta.get("run_trials") or self.meta.get("expected_trials") or created
+        if unfinished or created < expected:
+            left = unfinished + max(expected - created, 0)
             self.say(f"interrupted: {left} trial(s) unfinished")
             # the launcher prints its summary after this: the command goes last, at exit
             atexit.register(self.say, f"continue with: {resume_command(self.meta, self.path)}")
+
+
+def _members(trial) -> int:
+    """How many trials a Tune trial is: a pack's members, else one."""
+    return len(trial.config[PACK_KEY]) if is_pack(trial.config) else 1
+
+
+def _words(trial) -> str:
+    if is_pack(trial.config):
+        return actor_name(trial.config, trial.trial_id)
+    return trial_words(trial.config, trial.trial_id)
 
 
 def _unplaced_requests() -> list[tuple[dict, str]]:

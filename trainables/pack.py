@@ -66,6 +66,10 @@ def check_packable(cfgs: list[TrialConfig]) -> None:
     if c.model not in PACKABLE_MODELS:
         raise ValueError(f"model {c.model!r} cannot be packed: trial packs cover "
                          f"{list(PACKABLE_MODELS)}")
+    from trainables.data.registry import get_dataset
+    if get_dataset(c.dataset).kind == "files":
+        raise ValueError(f"dataset {c.dataset!r} is read from files: packs cover the "
+                         "in-memory (CIFAR-scale) datasets")
     for bad, why in ((c.workers_per_trial > 1, f"workers_per_trial={c.workers_per_trial} "
                       "(a pack is one process; data-parallel trials are not packed)"),
                      (c.decouple is not None, f"decouple={c.decouple!r} (a second stage "

@@ -29,6 +29,13 @@ RUN_PREFIX = "run-"
 STUDY_FILE = "study.json"      # the study's own record of its runs (study.store writes it)
 POSTHOC_FILE = "posthoc.json"  # the post-hoc rows of a study (analysis.posthoc writes them)
 FINISHED = ("terminated", "stopped", "diverged")   # a trial in these states is not run again
+# trial packs (docs/packing.md): a pack's Tune config holds its members under PACK_KEY; its
+# Tune trial folder is not a trial (readers skip it), each member writes an ordinary trial
+# folder beside it whose rows name the pack's Tune trial (PACK_ID_FIELD)
+PACK_KEY = "pack"
+PACK_ID_FIELD = "pack_trial_id"
+PACK_ROWS_KEY = "pack_rows"   # a pack's report to Tune: {member folder name: member's row}
+_MEMBER_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_m(\d+)$")   # '<pack trial id>_m<k>' at the end
 
 
 def _lenient_constant(name: str) -> float:
@@ -73,6 +80,36 @@ def trial_static_fields(cfg: TrialConfig) -> dict:
             "drw_epoch_used": cfg.schedule()["drw_epoch"], **provenance()}
 
 
+def pack_members(config: dict) -> list[dict]:
+    """A pack's Tune config -> its members' configs in the form of an unpacked trial's Tune
+    config (``{"base": ..., "method": ...}``: what its params.json holds)."""
+    base = config.get("base", {})
+    return [{"base": dict(base), "method": dict(m)} for m in config.get(PACK_KEY) or []]
+
+
+def member_trial_id(pack_trial_id: str, k: int) -> str:
+    """Member k's own trial id: '<pack trial id>_m<k>'."""
+    return f"{pack_trial_id}_m{k}"
+
+
+def is_pack_folder(trial_dir: Path) -> bool:
+    """A pack's own Tune trial folder (its params.json holds the members), not a trial."""
+    try:
+        raw = json.loads((Path(trial_dir) / "params.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(raw, dict) and PACK_KEY in raw
+
+
+def _pack_of(trial_dir: Path, rows: list[dict]) -> str | None:
+    """The Tune trial id of the pack a member folder belongs to (None: not a member)."""
+    for r in reversed(rows):
+        if r.get(PACK_ID_FIELD):
+            return r[PACK_ID_FIELD]
+    found = _MEMBER_ID.search(Path(trial_dir).name)
+    return found.group(1) if found else None
+
+
 def experiment_dirs(study: str | Path) -> list[Path]:
     """The Tune experiments of a study, in run order (the folder itself, then run-2, ...)."""
     root = Path(study)
@@ -111,7 +148,8 @@ def trial_dirs(study: str | Path) -> list[Path]:
     """Folders of every run of the study that hold a trial (they contain params.json), each
     run's in launch order."""
     return [p for exp in experiment_dirs(study)
-            for p in sorted((q.parent for q in exp.glob("*/params.json")), key=_launch_order)]
+            for p in sorted((q.parent for q in exp.glob("*/params.json")), key=_launch_order)
+            if not is_pack_folder(p)]
 
 
 def read_results(trial_dir: Path, damage: list | None = None) -> list[dict]:
@@ -204,6 +242,9 @@ def trial_state(results: list[dict], trial_dir: Path, tune_status: str | None = 
 def trial_id_of(d: Path, results: list[dict]) -> str:
     if results and results[-1].get("trial_id"):
         return results[-1]["trial_id"]
+    member = _MEMBER_ID.search(d.name)
+    if member:
+        return member_trial_id(member.group(1), int(member.group(2)))
     parts = d.name.split("_")          # <trainable>_<exp>_<index>_<n>_...: Tune's naming
     for i in range(len(parts) - 1):
         if (len(parts[i]) == 5 and all(c in "0123456789abcdef" for c in parts[i])
@@ -256,10 +297,12 @@ def study_trials(study: str | Path, damage: list | None = None) -> list[dict]:
         for d in _trial_folders(exp):
             params = d / "params.json"
             if not params.exists():
-                what = _unreadable_trial(d, statuses.get(trial_id_of(d, [])))
+                what = _unreadable_trial(d, statuses.get(_pack_of(d, []) or trial_id_of(d, [])))
                 if what:
                     note_damage(damage, d, what)
                 continue
+            if is_pack_folder(d):
+                continue   # a pack's Tune trial: its members are the trials
             try:
                 config, key = trial_config(d)
             except (OSError, ValueError, TypeError, AttributeError, RecursionError) as e:
@@ -270,7 +313,9 @@ def study_trials(study: str | Path, damage: list | None = None) -> list[dict]:
             raw = read_results(d, damage)
             rows = epoch_rows(raw)
             trial_id = trial_id_of(d, raw)
-            if not raw and statuses.get(trial_id) == "TERMINATED" and not _has_bytes(
+            # a pack's member has no Tune status of its own: its pack's stands for it
+            tune_id = _pack_of(d, raw) or trial_id
+            if not raw and statuses.get(tune_id) == "TERMINATED" and not _has_bytes(
                     d / "result.json"):
                 note_damage(damage, d / "result.json",
                             "missing or empty, but Tune recorded the trial as TERMINATED: its "
@@ -281,7 +326,7 @@ def study_trials(study: str | Path, damage: list | None = None) -> list[dict]:
             records.append({"trial_dir": d, "run": run_number(exp), "trial_id": trial_id,
                             "trial_key": recorded or key, "config": config, "raw": raw,
                             "epochs": rows,
-                            "status": trial_state(rows, d, statuses.get(trial_id))})
+                            "status": trial_state(rows, d, statuses.get(tune_id))})
     return records
 
 

@@ -205,12 +205,14 @@ def test_sync_bn_on_cpu_is_refused_with_a_clear_error():
         Dist(rank=0, world=1).setup(torch.nn.BatchNorm2d(3), torch.nn.Module(), sync_bn=True)
 
 
-def test_the_dispatcher_refuses_bad_worker_counts_and_packs_for_now():
+def test_the_dispatcher_refuses_bad_worker_counts_and_packs_of_several_workers():
     from trainables.ray_layer.dispatch import trainable_for
     with pytest.raises(ValueError, match="workers_per_trial=0 is out of range"):
         trainable_for({"cpu": 1.0, "gpu": 0}, 0)
-    with pytest.raises(ValueError, match=r"pack > 1: trial packs are not built yet \(issue 21\)"):
-        trainable_for({"cpu": 1.0, "gpu": 0}, 1, pack=2)
+    with pytest.raises(ValueError, match="pack=0 is out of range"):
+        trainable_for({"cpu": 1.0, "gpu": 0}, 1, pack=0)
+    with pytest.raises(ValueError, match="pack=2 with workers_per_trial=2: a pack is one process"):
+        trainable_for({"cpu": 1.0, "gpu": 0}, 2, pack=2)
 
 
 # ---- a real Tune study with a 2-worker Ray Train trial ---------------------------------
@@ -240,6 +242,7 @@ json.dump(rows, open(sys.argv[2], "w"), default=str)
 
 
 @pytest.mark.ray
+@pytest.mark.xdist_group("ray-train")   # one Train study at a time (tests/conftest.py)
 @pytest.mark.slow   # ~140 s on the 2-core VM: Ray, two Train worker groups, one 1-worker trial
 def test_two_worker_trial_in_a_tune_study_survives_a_sigkilled_worker(tmp_path):
     """A 2-worker trial in a real Tune study: rank 1 is SIGKILLed in the middle of epoch 2;

@@ -5,6 +5,8 @@
 - ``trainable``: the Tune function trainable (one trial in one process);
 - ``storage``: checkpoints on the trial's storage, reported epochs, lost-epoch re-reporting;
 - ``train_driver``: a data-parallel trial as a Ray Train run inside its Tune trial;
+- ``pack_trainable`` / ``pack_storage``: a trial pack (K trials as one Tune trial) and its
+  members' trial folders in the study's storage (docs/packing.md);
 - ``dashboard``: what a trial shows to Ray's dashboard (actor name, log prefix, gauges);
 - ``dispatch``: THE function that picks the trainable for a trial's resources.
 

@@ -58,16 +58,29 @@ def ascii_tag(value) -> str:
     return text.encode("ascii", "replace").decode()
 
 
-def trial_gauges(cfg, label: str) -> TrialGauges | None:
-    """Gauges for the running Tune trial, or None outside Tune / when metrics are off."""
+def trial_gauges(cfg, label: str, trial_id: str | None = None) -> TrialGauges | None:
+    """Gauges for the running Tune trial (or, ``trial_id``, a member of the running pack),
+    or None outside Tune / when metrics are off."""
     try:
         from ray import tune
         ctx = tune.get_context()
-        return TrialGauges(ctx.get_experiment_name() or "", ctx.get_trial_id() or "", label,
-                           cfg.seed, f"{cfg.dataset}-{cfg.imb_type}")
+        return TrialGauges(ctx.get_experiment_name() or "", trial_id or ctx.get_trial_id()
+                           or "", label, cfg.seed, f"{cfg.dataset}-{cfg.imb_type}")
     except Exception as e:   # never let monitoring break a trial
         logging.getLogger(__name__).warning("trial metrics disabled: %s", e)
         return None
+
+
+def actor_name(config: dict, trial_id: str = "") -> str:
+    """A trial's name (trainables.methods.trial_name), or a pack's: 'pack of 4: CE seed 0,
+    ..., ELM + DRW (λ=0.5) seed 1 [3a7c1_00002]'."""
+    from trainables.results import PACK_KEY, pack_members
+    if not (isinstance(config, dict) and PACK_KEY in config):
+        return trial_name(config, trial_id)
+    members = [trial_name(m) for m in pack_members(config)]
+    shown = members if len(members) <= 2 else [members[0], "...", members[-1]]
+    return f"pack of {len(members)}: {', '.join(shown)}" + (f" [{trial_id}]" if trial_id
+                                                            else "")
 
 
 def announce(name: str) -> None:
@@ -93,12 +106,12 @@ def trial_actor(train_fn, quiet: bool = True):
 
         def reset_config(self, new_config):
             ok = super().reset_config(new_config)
-            announce(trial_name(new_config, self.trial_id))
+            announce(actor_name(new_config, self.trial_id))
             return ok
 
         def __repr__(self):
             try:
-                return trial_name(self.config, self.trial_id)
+                return actor_name(self.config, self.trial_id)
             except Exception:   # before __init__ finished, or a config of another shape
                 return self._name
 

@@ -6,7 +6,8 @@ and ``Tuner.restore``) and the tests call :func:`trainable_for`.
 from __future__ import annotations
 
 
-def trainable_for(resources: dict, workers: int = 1, *, quiet: bool = True, pack: int = 1):
+def trainable_for(resources: dict, workers: int = 1, *, quiet: bool = True, pack: int = 1,
+                  member_dirname=None):
     """(trainable, max_concurrent cap or None) for a Tuner.
 
     workers == 1: the single-process trainable as the trial actor named after its trial
@@ -14,14 +15,23 @@ def trainable_for(resources: dict, workers: int = 1, *, quiet: bool = True, pack
     ``resources`` ({"cpu", "gpu"}). workers > 1: the Ray Train driver, which itself holds only
     DRIVER_CPUS; Ray Train reserves the N workers (one GPU each where the cluster has GPUs,
     ``cpu`` CPUs each) as one placement group, and the cap keeps Tune from starting drivers
-    whose workers cannot be placed. ``pack`` > 1 (K trials in one process) is issue 21's."""
+    whose workers cannot be placed. ``pack`` > 1: the pack trainable (K trials of the grid
+    as one Tune trial, one process holding ``resources``; its Tune configs come from
+    study.packs), named like a trial actor; ``member_dirname(config, member trial id)``
+    names its members' trial folders (the study's convention)."""
     from ray import tune
     if workers < 1:
         raise ValueError(f"workers_per_trial={workers} is out of range: must be >= 1")
     if pack < 1:
         raise ValueError(f"pack={pack} is out of range: must be >= 1")
     if pack > 1:
-        raise ValueError("pack > 1: trial packs are not built yet (issue 21)")
+        if workers > 1:
+            raise ValueError(f"pack={pack} with workers_per_trial={workers}: a pack is one "
+                             "process; choose one")
+        from trainables.ray_layer.dashboard import trial_actor
+        from trainables.ray_layer.pack_trainable import pack_entry
+        return tune.with_resources(trial_actor(pack_entry(member_dirname), quiet=quiet),
+                                   resources), None
     if workers == 1:
         from trainables.ray_layer.dashboard import trial_actor
         from trainables.ray_layer.trainable import train_trial
