@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup test demo bench profile gpu-check clean notebooks system-deps fashion-mnist
+.PHONY: setup test test-fast demo bench profile gpu-check clean notebooks system-deps fashion-mnist
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# Two pytest-xdist workers: real-Ray tests mostly wait on Ray, so two share the two cores
+# (tests/conftest.py keeps tests that share an expensive fixture on one worker).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
+	  --no-loadscope-reorder
+
+# Everything but the real-Ray studies and the tests marked slow (~? min): for development.
+test-fast: $(STAMP)
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
+	  --no-loadscope-reorder -m "not ray and not slow"
 
 # Fashion-MNIST is the embedded real dataset: Debian ships it; elsewhere torchvision downloads it.
 fashion-mnist:
