@@ -17,15 +17,15 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 # Two pytest-xdist workers: real-Ray tests mostly wait on Ray, so two share the two cores
-# (tests/conftest.py keeps tests that share an expensive fixture on one worker).
+# (a file's tests stay on one worker; tests/conftest.py queues the real-Ray files first).
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
 	  --no-loadscope-reorder
 
 # Everything but the real-Ray studies and the tests marked slow (~? min): for development.
 test-fast: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup \
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
 	  --no-loadscope-reorder -m "not ray and not slow"
 
 # Fashion-MNIST is the embedded real dataset: Debian ships it; elsewhere torchvision downloads it.

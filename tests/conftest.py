@@ -27,39 +27,20 @@ def cifar_root(tmp_path_factory):
 
 
 # =========================================================================================
-# Two pytest-xdist workers (make test: -n 2 --dist loadgroup --no-loadscope-reorder)
+# Two pytest-xdist workers (make test: -n 2 --dist loadfile --no-loadscope-reorder)
 # =========================================================================================
 # Much of a real-Ray test is waiting (Ray and its workers starting, Tune's loop, polls of a
-# study folder), so a second worker uses what the first leaves idle. Tests that share an
-# expensive module- or session-scoped fixture (the analysis study, the 2-process data-parallel
-# run, the watched study) must run on one worker, or each worker would build it again: they
-# get one ``xdist_group`` per place that defines such fixtures. The Ray Train (data-parallel)
-# studies are one group ("ray-train", marked in their files): they run one after another, so
-# two worker groups never wait on each other's start timeouts. Every other test is scheduled
-# alone. The longest work is queued first, so no worker is left with a long test at the end.
-CHEAP_SHARED = ("", "tests")   # the root conftest's session fixtures: tiny fabricated files
-
-
-def _shared_group(item) -> str | None:
-    info = getattr(item, "_fixtureinfo", None)
-    homes = sorted({defs[-1].baseid for defs in (info.name2fixturedefs.values() if info else ())
-                    if defs and defs[-1].scope in ("module", "session")
-                    and defs[-1].baseid not in CHEAP_SHARED})
-    return homes[0] if homes else None
+# study folder), so a second worker uses what the first leaves idle. A test file runs on one
+# worker (--dist loadfile), so a module-scoped fixture (the watched study, the 2-process
+# data-parallel run) is built once and the data-parallel studies run one after another.
+# (xdist's loadgroup would group across files, but pytest 9.2 ignores the node ids it
+# rewrites.) Files are queued in the order of their first test here: the real-Ray and slow
+# ones first, so no worker is left with a long file at the end while the other idles.
 
 
 def _weight(item) -> int:
-    mark = item.get_closest_marker("xdist_group")
-    if mark and mark.args and mark.args[0] == "ray-train":
-        return 0
-    if item.get_closest_marker("ray") or item.get_closest_marker("slow"):
-        return 1
-    return 2 if _shared_group(item) else 3
+    return 0 if item.get_closest_marker("ray") or item.get_closest_marker("slow") else 1
 
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_weight)                       # stable: file order within each weight
-    for item in items:
-        group = _shared_group(item)
-        if group and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))

@@ -25,7 +25,6 @@ import pytest
 from analysis.collect import load_study
 
 ray_and_slow = [pytest.mark.ray, pytest.mark.slow]
-pytestmark = pytest.mark.xdist_group("ray-train")   # one Train study at a time (conftest)
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -242,7 +242,6 @@ json.dump(rows, open(sys.argv[2], "w"), default=str)
 
 
 @pytest.mark.ray
-@pytest.mark.xdist_group("ray-train")   # one Train study at a time (tests/conftest.py)
 @pytest.mark.slow   # ~140 s on the 2-core VM: Ray, two Train worker groups, one 1-worker trial
 def test_two_worker_trial_in_a_tune_study_survives_a_sigkilled_worker(tmp_path):
     """A 2-worker trial in a real Tune study: rank 1 is SIGKILLed in the middle of epoch 2;
