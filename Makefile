@@ -16,14 +16,14 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-# Two pytest-xdist workers: real-Ray tests mostly wait on Ray, so two share the two cores
-# (a file's tests stay on one worker; tests/conftest.py queues the real-Ray files first).
-TEST_WORKERS ?= 2
+# One process: on 2 cores two pytest-xdist workers made the real-Ray files slower, not faster
+# (two local Rays and their trials thrash the cores; measured 2026-12-02, docs in README).
 test: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
-	  --no-loadscope-reorder
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q
 
-# Everything but the real-Ray studies and the tests marked slow (~? min): for development.
+# Everything but the real-Ray studies and the tests marked slow, on two xdist workers (no Ray
+# there to thrash): for development.
+TEST_WORKERS ?= 2
 test-fast: $(STAMP)
 	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
 	  --no-loadscope-reorder -m "not ray and not slow"

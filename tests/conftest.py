@@ -27,15 +27,11 @@ def cifar_root(tmp_path_factory):
 
 
 # =========================================================================================
-# Two pytest-xdist workers (make test: -n 2 --dist loadfile --no-loadscope-reorder)
+# Order: the real-Ray and slow tests first
 # =========================================================================================
-# Much of a real-Ray test is waiting (Ray and its workers starting, Tune's loop, polls of a
-# study folder), so a second worker uses what the first leaves idle. A test file runs on one
-# worker (--dist loadfile), so a module-scoped fixture (the watched study, the 2-process
-# data-parallel run) is built once and the data-parallel studies run one after another.
-# (xdist's loadgroup would group across files, but pytest 9.2 ignores the node ids it
-# rewrites.) Files are queued in the order of their first test here: the real-Ray and slow
-# ones first, so no worker is left with a long file at the end while the other idles.
+# A long test is then never the last thing a run waits for, and under pytest-xdist (make
+# test-fast: -n 2 --dist loadfile --no-loadscope-reorder, a file per worker) the files with
+# long tests are queued first.
 
 
 def _weight(item) -> int:
