@@ -41,8 +41,12 @@ def test_two_data_parallel_trials_both_finish_on_two_cpus(tmp_path, env):
     assert p.returncode == 0, out[-4000:]
     df = load_study(tmp_path / "dp")
     assert len(df) == 2 and set(df["status"]) == {"terminated"}, df[["status"]]
-    # each worker group started once: no start timeout, no retry
-    assert "timed out" not in out and "retry  " not in out, out[-4000:]
+    # each worker group started once: no start timeout (Ray Train's, or ours after its
+    # retries), no retry. Not any "timed out": Ray's controller logs a transient "Get timed
+    # out" for its autoscaling request on a busy machine, which it says is safe to ignore.
+    for said in ("WorkerGroupStartupTimeoutError", "worker group startup timed out",
+                 "could not be placed", "retry  "):
+        assert said not in out, out[-4000:]
     print(f"two 2-worker trials: {time.time() - t0:.0f} s")
 
 
