@@ -21,8 +21,8 @@ setup: $(STAMP)
 test: $(STAMP)
 	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q
 
-# Everything but the real-Ray studies and the tests marked slow, on two xdist workers (no Ray
-# there to thrash): for development.
+# Everything but the tests marked ray or slow, on two xdist workers (at most the analysis
+# tests' one shared study starts a local Ray): for development.
 TEST_WORKERS ?= 2
 test-fast: $(STAMP)
 	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
