@@ -40,3 +40,28 @@ def _weight(item) -> int:
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_weight)                       # stable: file order within each weight
+
+
+# =========================================================================================
+# One Ray cluster for the session
+# =========================================================================================
+@pytest.fixture(scope="session")
+def shared_ray():
+    """A 2-CPU Ray cluster (`ray start --head` on loopback, token auth as Ray sets it, this
+    machine's real size) that the CLI studies which neither kill nor break their cluster join
+    with ``--address``: each of them then skips a local Ray's start-up. Killing a study's
+    driver or a trial's worker leaves the cluster as it was (the job's actors go with their
+    driver). Tests of what a local start does (loopback, the console, the dashboard) and
+    tests that need the cluster to themselves start their own. Stopped by PID at the end."""
+    import shutil
+    import tempfile
+
+    from raycluster import start_head, stop
+    tmp, sids = tempfile.mkdtemp(prefix="rs", dir="/tmp"), set()
+    try:
+        head = start_head(tmp, sids, num_cpus=2)
+        yield {**head, "args": ["--address", head["address"]]}
+    finally:
+        stop(sids)
+        shutil.rmtree(tmp, ignore_errors=True)
+

@@ -38,10 +38,13 @@ def snapshot(study):
     return {d: (d / "result.json").read_bytes() for d in trial_dirs(study)}
 
 
-def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path, env):
+def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path, shared_ray):
+    # every run joins the session's cluster (its own local Ray start is what the other
+    # study tests show); the killed run 4 takes its driver down, never the cluster
+    env, on = shared_ray["env"], shared_ray["args"]
     study = tmp_path / "grow"
     out = cli(env, "run", "smoke", "--seeds", "0,1", "--epochs", "1", "--name", "grow",
-              "--storage", tmp_path)
+              "--storage", tmp_path, *on)
     first = snapshot(study)
     assert len(first) == 4
     df = load_study(study)                       # a tiny study runs to completion
@@ -50,7 +53,7 @@ def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path,
     assert df["final_top1"].between(0, 100).all() and (df["epochs_done"] == 1).all()
     assert "final-epoch test top-1" in out and "results:" in out, out
 
-    out = cli(env, "run", "smoke", "--seeds", "0..2", "--epochs", "1", "--into", study)
+    out = cli(env, "run", "smoke", "--seeds", "0..2", "--epochs", "1", "--into", study, *on)
     assert "4 finished there already (kept), 0 unfinished in earlier runs; adding 2 as run 2" \
         in out, out
     assert {d: b for d, b in snapshot(study).items() if d in first} == first   # untouched
@@ -60,7 +63,7 @@ def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path,
 
     grown = tmp_path / "grown.yaml"
     grown.write_text(GROWN)
-    out = cli(env, "run", grown, "--into", "grow", "--storage", tmp_path)
+    out = cli(env, "run", grown, "--into", "grow", "--storage", tmp_path, *on)
     assert "6 finished there already (kept), 0 unfinished in earlier runs; adding 3 as run 3" \
         in out, out
     df = load_study(study)
@@ -78,7 +81,7 @@ def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path,
     # a changed epochs makes new keys: every trial again, in run 4; killed once a trial has
     # reported its first epoch of two (so it is mid-way), then resumed
     driver = subprocess.Popen([sys.executable, "-m", "study", "run", str(grown), "--into",
-                               str(study), "--seeds", "0", "--epochs", "2"],
+                               str(study), "--seeds", "0", "--epochs", "2", *on],
                               env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     run4, deadline, started = study / "run-4", time.time() + 240, False
@@ -91,7 +94,7 @@ def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path,
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
     assert started, "run 4 never got under way"
-    out = cli(env, "resume", study)
+    out = cli(env, "resume", study, *on)
     assert "run 4" in out and "run 3 at" not in out, out      # finished runs are left alone
     trials = study_trials(study)
     finished = Counter(t["trial_key"] for t in trials if t["status"] in FINISHED)

@@ -1,5 +1,7 @@
 """Faults on a real local Ray: a SIGKILLed worker, a corrupted checkpoint, a diverging trial,
-a dataset missing on the worker, and resource requests the cluster cannot meet."""
+a dataset missing on the worker, and resource requests the cluster cannot meet. The studies
+that kill a worker or diverge join the session's shared cluster (tests/conftest.py), the fault
+handed to their trials as the job's runtime_env."""
 import os
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from raycluster import job_env
 
 from analysis.collect import load_curves, load_study, read_results, trial_dirs
 from trainables.config import TrialConfig
@@ -64,11 +67,12 @@ def _same_as_uninterrupted(study: Path, trial_id: str, final: dict) -> None:
     assert final["train_loss"] == clean["train_loss"]
 
 
-def test_sigkilled_worker_is_retried_and_ends_like_an_uninterrupted_run(tmp_path, env):
+def test_sigkilled_worker_is_retried_and_ends_like_an_uninterrupted_run(tmp_path, shared_ray):
     marker = tmp_path / "killed"
-    env["ELM_INJECT_FAULT"] = f"2:{marker}:kill"   # SIGKILL right after epoch 2's report
+    # SIGKILL right after epoch 2's report
+    env = job_env(shared_ray, ELM_INJECT_FAULT=f"2:{marker}:kill")
     p = run(["run", one_trial(tmp_path), "--storage", str(tmp_path), "--name", "kill",
-             "--set", "epochs=3"], env)
+             "--set", "epochs=3", *shared_ray["args"]], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     killed = marker.read_text().strip()
     rows = {read_results(d)[-1]["trial_id"]: read_results(d) for d in trial_dirs(tmp_path / "kill")}
@@ -77,11 +81,12 @@ def test_sigkilled_worker_is_retried_and_ends_like_an_uninterrupted_run(tmp_path
     _same_as_uninterrupted(tmp_path / "kill", killed, rows[killed][-1])
 
 
-def test_worker_sigkilled_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, env):
+def test_worker_sigkilled_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, shared_ray):
     marker = tmp_path / "killed"
-    env["ELM_INJECT_FAULT"] = f"3:{marker}:kill-mid"   # SIGKILL inside epoch 4's training
+    # SIGKILL inside epoch 4's training
+    env = job_env(shared_ray, ELM_INJECT_FAULT=f"3:{marker}:kill-mid")
     p = run(["run", one_trial(tmp_path), "--storage", str(tmp_path), "--name", "mid",
-             "--set", "epochs=5", "--set", "checkpoint_every=2"], env)
+             "--set", "epochs=5", "--set", "checkpoint_every=2", *shared_ray["args"]], env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     killed = marker.read_text().strip()
     study = tmp_path / "mid"
@@ -121,9 +126,10 @@ def test_corrupted_checkpoint_falls_back_to_the_previous_good_one(tmp_path):
     assert newest_good(paths) is None                          # -> start from scratch
 
 
-def test_diverging_trial_ends_diverged_and_the_study_goes_on(tmp_path, env):
+def test_diverging_trial_ends_diverged_and_the_study_goes_on(tmp_path, shared_ray):
     p = run(["run", "smoke", "--storage", str(tmp_path), "--name", "div", "--seeds", "0",
-             "--set", "lr=1e12", "--set", "warmup_epochs=0"], env)
+             "--set", "lr=1e12", "--set", "warmup_epochs=0", *shared_ray["args"]],
+            shared_ray["env"])
     df = load_study(tmp_path / "div")
     assert len(df) == 2 and "diverged" in set(df["status"]), p.stdout[-2000:]
     assert not (df["status"] == "errored").any()

@@ -1,33 +1,23 @@
 """Studies on a real local Ray, driven through the CLI in subprocesses (as users run it).
 
-Covers (a tiny study running to completion is tests/study/test_extend.py's first run): a trial
+All three join the session's shared cluster (tests/conftest.py: a killed driver takes only
+its job with it). Covers (a tiny study running to completion is tests/study/test_extend.py's first run): a trial
 that fails once is retried from its checkpoint; a driver killed with SIGKILL mid-study is finished by ``resume`` with every trial
 completed exactly once and finished trials not retrained.
 """
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from raycluster import job_env
 
 from analysis.collect import load_study, read_results, trial_dirs
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def env():
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")    # short: Ray's socket paths
-    e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
-         "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": ray_tmp, "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0"}
-    yield e
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def study_cmd(*args):
@@ -38,12 +28,13 @@ def finished_epochs(trial_dir):
     return [r["epoch"] for r in read_results(trial_dir)]
 
 
-def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path, env):
+def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path, shared_ray):
     marker = tmp_path / "fault-fired"
-    env["ELM_INJECT_FAULT"] = f"2:{marker}"      # the first trial to finish epoch 2 fails once
+    # the first trial to finish epoch 2 fails once
+    env = job_env(shared_ray, ELM_INJECT_FAULT=f"2:{marker}")
     p = subprocess.run(study_cmd("run", "smoke", "--storage", str(tmp_path), "--name", "retry",
                                  "--seeds", "0", "--set", "epochs=3", "--set",
-                                 "checkpoint_every=1"),
+                                 "checkpoint_every=1", *shared_ray["args"]),
                        env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert marker.exists(), "the fault was never injected"
@@ -57,11 +48,12 @@ def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path, env):
         assert finished_epochs(d) == [1, 2, 3], (trial_id, finished_epochs(d))
 
 
-def test_killed_driver_is_finished_by_resume(tmp_path, env):
+def test_killed_driver_is_finished_by_resume(tmp_path, shared_ray):
+    env, on = shared_ray["env"], shared_ray["args"]
     study = tmp_path / "killed"
     driver = subprocess.Popen(study_cmd("run", "smoke", "--storage", str(tmp_path), "--name",
                                         "killed", "--set", "epochs=3", "--set",
-                                        "checkpoint_every=1"),
+                                        "checkpoint_every=1", *on),
                               env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     finished_before, deadline = {}, time.time() + 240
@@ -76,10 +68,10 @@ def test_killed_driver_is_finished_by_resume(tmp_path, env):
                 break
             time.sleep(0.2)
     finally:
-        driver.send_signal(signal.SIGKILL)      # the driver only: its Ray exits on its own
+        driver.send_signal(signal.SIGKILL)      # the driver only: its job's actors go with it
         driver.wait(30)
     assert finished_before, "the study never reached a state worth killing"
-    p = subprocess.run(study_cmd("resume", "killed", "--storage", str(tmp_path)), env=env,
+    p = subprocess.run(study_cmd("resume", "killed", "--storage", str(tmp_path), *on), env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     df = load_study(study)
@@ -91,7 +83,7 @@ def test_killed_driver_is_finished_by_resume(tmp_path, env):
             assert len(results) == finished_before[d.name], f"{d.name} was retrained"
 
 
-def test_killed_driver_of_an_optuna_asha_study_is_finished_by_resume(tmp_path, env):
+def test_killed_driver_of_an_optuna_asha_study_is_finished_by_resume(tmp_path, shared_ray):
     """Optuna (TPE, sqlite) + ASHA: after a SIGKILLed driver, `resume` ends with exactly the
     study's num_samples trials, each terminated or stopped early by ASHA, none errored, and
     no trial's curve has holes; Optuna's own database holds the same trials."""
@@ -99,7 +91,9 @@ def test_killed_driver_of_an_optuna_asha_study_is_finished_by_resume(tmp_path, e
     args = ("run", "optuna_elm", "--storage", str(tmp_path), "--name", "opt", "--option",
             "dataset=synthetic", "--option", "ratio=10", "--option", "num_samples=5",
             "--set", "epochs=4", "--set", "checkpoint_every=1", "--set", "eval_every=1",
-            "--set", "batch_size=32", "--set", "img_max=40", "--max-concurrent", "2")
+            "--set", "batch_size=32", "--set", "img_max=40", "--max-concurrent", "2",
+            *shared_ray["args"])
+    env = shared_ray["env"]
     driver = subprocess.Popen(study_cmd(*args), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     seen, deadline = 0, time.time() + 300
@@ -114,7 +108,8 @@ def test_killed_driver_of_an_optuna_asha_study_is_finished_by_resume(tmp_path, e
         driver.send_signal(signal.SIGKILL)
         driver.wait(30)
     assert seen >= 3, "the study never got under way"
-    p = subprocess.run(study_cmd("resume", "opt", "--storage", str(tmp_path)), env=env,
+    p = subprocess.run(study_cmd("resume", "opt", "--storage", str(tmp_path),
+                                 *shared_ray["args"]), env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=400)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     df = load_study(study)
