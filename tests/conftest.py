@@ -64,4 +64,3 @@ def shared_ray():
     finally:
         stop(sids)
         shutil.rmtree(tmp, ignore_errors=True)
-
