@@ -30,13 +30,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_two_data_parallel_trials_both_finish_on_two_cpus(tmp_path, env):
+def test_two_data_parallel_trials_both_finish_on_two_cpus(tmp_path, shared_ray):
+    """On the session's shared 2-CPU cluster: a placement group this leaked would starve
+    every later study there too."""
     t0 = time.time()
     p = subprocess.run([sys.executable, "-m", "study", "run", "smoke", "--storage",
                         str(tmp_path), "--name", "dp", "--seeds", "0", "--set", "epochs=1",
                         "--workers-per-trial", "2", "--cpus-per-trial", "0.5",
-                        "--max-failures", "0"],
-                       env=env, cwd=REPO, capture_output=True, text=True, timeout=480)
+                        "--max-failures", "0", *shared_ray["args"]],
+                       env=shared_ray["env"], cwd=REPO, capture_output=True, text=True,
+                       timeout=480)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-4000:]
     df = load_study(tmp_path / "dp")

@@ -1,10 +1,7 @@
-"""Table III end to end on a real local Ray: the `table3` space (15 methods, ResNet-50, the
+"""Table III end to end on the session's shared Ray cluster: the `table3` space (15 methods, ResNet-50, the
 large-scale recipe) on a tiny Places-LT-format tree, then the report's Table III layout."""
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,18 +13,13 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_table3_study_runs_end_to_end_and_reports_top135(places_tree, tmp_path):
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": ray_tmp}
-    try:
-        p = subprocess.run(
-            [sys.executable, "-m", "study", "run", "table3", "--storage", str(tmp_path),
-             "--name", "t3", "--set", f"data_root={places_tree}", "--set", "epochs=1",
-             "--set", "image_size=32", "--set", "batch_size=128", "--set",
-             "eval_batch_size=128", "--set", "num_workers=0"],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+def test_table3_study_runs_end_to_end_and_reports_top135(places_tree, tmp_path, shared_ray):
+    p = subprocess.run(
+        [sys.executable, "-m", "study", "run", "table3", "--storage", str(tmp_path),
+         "--name", "t3", "--set", f"data_root={places_tree}", "--set", "epochs=1",
+         "--set", "image_size=32", "--set", "batch_size=128", "--set",
+         "eval_batch_size=128", "--set", "num_workers=0", *shared_ray["args"]],
+        env=shared_ray["env"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     df = load_study(tmp_path / "t3")
     assert len(df) == 15 and set(df["status"]) == {"terminated"}

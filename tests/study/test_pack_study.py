@@ -5,17 +5,15 @@ start): the same 4-trial grid packed (``--pack 2``: two packs of 2, one of them 
 epoch 1 of 2 and retried), unpacked, and the packed study grown by a seed with ``--into``
 (one more pack of 2). Grouping, sizes and split fields: tests/study/test_pack_plan.py."""
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from analysis.collect import load_study
+from raycluster import job_env
 from trainables.results import read_results, study_trials, trial_dirs
 
 pytestmark = pytest.mark.ray
@@ -26,24 +24,18 @@ GRID = ("smoke", "--seeds", "0,1", "--set", "img_max=20", "--set", "eval_every=2
 
 
 @pytest.fixture(scope="module")
-def env():
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")    # short: Ray's socket paths
-    yield {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
-           "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": ray_tmp}
-    shutil.rmtree(ray_tmp, ignore_errors=True)
+def env(shared_ray):
+    """The studies join the session's shared 2-CPU cluster (a local start is tested by
+    test_loopback, test_watch_ray and the data-parallel tests)."""
+    return shared_ray
 
 
-RAY_START_TIMEOUT = "The current node timed out during startup"
-
-
-def cli(env, *args, timeout=400):
-    for _ in range(2):
-        p = subprocess.run([sys.executable, "-m", "study", *map(str, args)], env=env, cwd=REPO,
-                           capture_output=True, text=True, timeout=timeout)
-        # a 2-core machine busy with other Rays can starve a starting node's dashboard agent
-        # past the raylet's wait (measured here): nothing ran, nothing was written; once more
-        if p.returncode == 0 or RAY_START_TIMEOUT not in p.stderr:
-            break
+def cli(cluster, *args, timeout=400, fault=None):
+    env = job_env(cluster, ELM_INJECT_FAULT=fault) if fault else cluster["env"]
+    # status reads a folder: it takes no --address
+    where = cluster["args"] if args[0] == "run" else []
+    p = subprocess.run([sys.executable, "-m", "study", *map(str, args), *where], env=env,
+                       cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return p.stdout
 
@@ -58,8 +50,8 @@ def packed(storage, env):
     """The grid packed in two packs of 2, one of them SIGKILLed after epoch 1's report (the
     first pack to get there) and retried by Tune: (study folder, killed pack's id, output)."""
     marker = storage / "killed-pack"
-    e = {**env, "ELM_INJECT_FAULT": f"1:{marker}:kill"}
-    out = cli(e, "run", *GRID, "--pack", "2", "--storage", storage, "--name", "packed")
+    out = cli(env, "run", *GRID, "--pack", "2", "--storage", storage, "--name", "packed",
+              fault=f"1:{marker}:kill")
     return storage / "packed", marker.read_text().strip(), out
 
 

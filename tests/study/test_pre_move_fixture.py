@@ -10,13 +10,11 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import os
 import pickletools
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,17 +74,14 @@ def test_optuna_searcher_keeps_its_path():
 
 
 @pytest.mark.ray
-def test_pre_move_study_resumes(tmp_path):
+def test_pre_move_study_resumes(tmp_path, shared_ray):
     study = tmp_path / "pre_move"
     shutil.copytree(FIXTURE, study)
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")   # Ray's socket paths are short
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": ray_tmp}
+    env = dict(shared_ray["env"])
     env.pop("ELM_INJECT_FAULT", None)
-    try:
-        out = subprocess.run([sys.executable, "-m", "study", "resume", str(study)], cwd=REPO,
-                             env=env, capture_output=True, text=True, timeout=300)
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    out = subprocess.run([sys.executable, "-m", "study", "resume", str(study),
+                          *shared_ray["args"]], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     rows = {}
     for d in study.iterdir():
