@@ -1,5 +1,6 @@
-"""Table III end to end on the session's shared Ray cluster: the `table3` space (15 methods, ResNet-50, the
-large-scale recipe) on a tiny Places-LT-format tree, then the report's Table III layout."""
+"""Table III end to end on the session's shared Ray cluster: the `table3` space (15 methods,
+ResNet-50, the large-scale recipe) on a tiny Places-LT-format tree, then the report's Table III
+layout."""
 import subprocess
 import sys
 from pathlib import Path
