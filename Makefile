@@ -6,6 +6,9 @@ STAMP   := $(VENV)/.installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
 TEST_WORKERS ?= 2
+# everything but the real-Ray and slow tests, on xdist workers, a file each
+PYTEST_REST = $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
+	  --no-loadscope-reorder -m "not ray and not slow"
 
 .PHONY: setup test test-fast demo bench profile gpu-check clean notebooks system-deps fashion-mnist
 
@@ -25,8 +28,7 @@ setup: $(STAMP)
 test: $(STAMP)
 	@export RAY_USAGE_STATS_ENABLED=0; \
 	$(BIN)/python -m pytest -q -m "ray or slow"; ray=$$?; \
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
-	  -m "not ray and not slow"; rest=$$?; \
+	$(PYTEST_REST); rest=$$?; \
 	echo "make test: real-Ray/slow phase exit $$ray, other tests exit $$rest"; \
 	if [ $$ray = 5 ] && [ $$rest = 5 ]; then exit 5; fi; \
 	for rc in $$ray $$rest; do [ $$rc = 0 ] || [ $$rc = 5 ] || exit $$rc; done
@@ -34,8 +36,7 @@ test: $(STAMP)
 # make test's second phase alone: everything but the tests marked ray or slow, on two xdist
 # workers (at most the analysis tests' one shared study starts a local Ray): for development.
 test-fast: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile \
-	  --no-loadscope-reorder -m "not ray and not slow"
+	RAY_USAGE_STATS_ENABLED=0 $(PYTEST_REST)
 
 # Fashion-MNIST is the embedded real dataset: Debian ships it; elsewhere torchvision downloads it.
 fashion-mnist:

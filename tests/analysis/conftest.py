@@ -1,6 +1,13 @@
 """One small real study shared by the analysis tests (Ray, synthetic data, 1 epoch), and its
-report, each built once per test session."""
+report, each built once per test run: under ``make test``'s two xdist workers the first
+worker to need one builds it under a file lock and the other reuses it (the readers only
+read; a test that changes files copies the study first)."""
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
+from filelock import FileLock
 
 from search_spaces.base import StudySpace, grid
 from trainables.methods import method
@@ -11,27 +18,48 @@ METHODS = [method("ce"), method("ldam"), method("elm", lam=0.1), method("elm", l
 SEEDS = [0, 1, 2]
 
 
+@contextmanager
+def built_once(tmp_path_factory, name: str):
+    """Yields (path, todo): build at ``path`` when ``todo``; the folder is shared by every
+    xdist worker of this run (their base temp folders' parent) and built by one of them."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path, done = root / name, root / f"{name}.built"
+    with FileLock(str(root / f"{name}.lock")):
+        todo = not done.exists()
+        yield path, todo
+        if todo:
+            done.touch()
+
+
 @pytest.fixture(scope="session")
-def study(tmp_path_factory):
+def study(tmp_path_factory) -> Path:
     """12 real trials written by Tune, read back from the folder as users do (a validation
     split held out, so post-hoc τ can be chosen on it)."""
     from study.launcher import fit_study
-    root = tmp_path_factory.mktemp("studies")
-    space = StudySpace("mini", "analysis fixture", {
-        "base": {"dataset": "synthetic", "ratio": 10.0, "epochs": 1, "batch_size": 64,
-                 "eval_batch_size": 200, "device": "cpu", "val_fraction": 0.2},
-        "method": grid(METHODS), "seed": grid(SEEDS)}, len(METHODS) * len(SEEDS))
-    meta = {"name": "mini", "storage": str(root), "space": "mini",
-            "expected_trials": len(METHODS) * len(SEEDS), "cpus_per_trial": 1.0,
-            "gpus_per_trial": 0, "max_failures": 0}
-    rc = fit_study(space, str(root / "mini"), meta, address="local", dashboard=False,
-                   dashboard_host="127.0.0.1")
-    assert rc == 0
+    with built_once(tmp_path_factory, "analysis-studies") as (root, todo):
+        if todo:
+            root.mkdir()
+            space = StudySpace("mini", "analysis fixture", {
+                "base": {"dataset": "synthetic", "ratio": 10.0, "epochs": 1, "batch_size": 64,
+                         "eval_batch_size": 200, "device": "cpu", "val_fraction": 0.2},
+                "method": grid(METHODS), "seed": grid(SEEDS)}, len(METHODS) * len(SEEDS))
+            meta = {"name": "mini", "storage": str(root), "space": "mini",
+                    "expected_trials": len(METHODS) * len(SEEDS), "cpus_per_trial": 1.0,
+                    "gpus_per_trial": 0, "max_failures": 0}
+            rc = fit_study(space, str(root / "mini"), meta, address="local", dashboard=False,
+                           dashboard_host="127.0.0.1")
+            assert rc == 0
     return root / "mini"
 
 
 @pytest.fixture(scope="session")
-def report(study, tmp_path_factory):
+def report(study, tmp_path_factory) -> Path:
     """The study's report folder (report.html, report.md, LaTeX, figures)."""
     from analysis.report import build_report
-    return build_report(study, tmp_path_factory.mktemp("report") / "rep")
+    with built_once(tmp_path_factory, "analysis-report") as (root, todo):
+        if todo:
+            root.mkdir()
+            build_report(study, root / "rep")
+    return root / "rep"

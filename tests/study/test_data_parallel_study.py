@@ -145,8 +145,7 @@ import json, sys
 import ray
 from ray import tune
 from trainables.ray_layer.dispatch import trainable_for
-ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False,
-         object_store_memory=100 * 1024**2)
+ray.init(address=sys.argv[3])        # the session's shared 2-CPU cluster
 trainable, cap = trainable_for({"cpu": 0.5, "gpu": 0}, 2)
 base = dict(dataset="synthetic", ratio=10.0, batch_size=64, eval_batch_size=100, epochs=3,
             device="cpu", loss="ce", workers_per_trial=2)
@@ -163,13 +162,17 @@ json.dump({"cap": cap, "epochs": [r.metrics.get("epoch") for r in grid],
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_trial_tune_stops_midway_does_not_keep_its_workers_resources(tmp_path, env):
+def test_a_trial_tune_stops_midway_does_not_keep_its_workers_resources(tmp_path,
+                                                                        shared_ray):
     """Tune stopping a data-parallel trial (a stop criterion here; ASHA's STOP alike) kills its
     driver and the Train controller with it: the next trial's driver removes the worker
-    group's placement group the controller left, and that trial runs."""
+    group's placement group the controller left, and that trial runs. On the session's
+    shared cluster: a group left behind would also starve every later study there."""
     out = tmp_path / "out.json"
-    p = subprocess.run([sys.executable, "-c", STOPPED, str(tmp_path / "s"), str(out)],
-                       env=env, cwd=REPO, capture_output=True, text=True, timeout=400)
+    p = subprocess.run([sys.executable, "-c", STOPPED, str(tmp_path / "s"), str(out),
+                        shared_ray["address"]],
+                       env=shared_ray["env"], cwd=REPO, capture_output=True, text=True,
+                       timeout=400)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     got = json.loads(out.read_text())
     assert got == {"cap": 1, "epochs": [1, 1], "errors": []}, got

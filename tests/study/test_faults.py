@@ -2,11 +2,8 @@
 a dataset missing on the worker, and resource requests the cluster cannot meet. The studies
 that kill a worker or diverge join the session's shared cluster (tests/conftest.py), the fault
 handed to their trials as the job's runtime_env."""
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,14 +17,6 @@ from trainables.engine import Trainer
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def env():
-    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
-    yield {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
-           "RAY_TMPDIR": ray_tmp}
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 ONE_TRIAL = """\

@@ -1,12 +1,15 @@
 """Packed studies on a real local Ray, through the CLI (issue 21; docs/packing.md).
 
-Three CLI study runs shared by the module (each costs tens of seconds on 2 cores, mostly Ray's
-start): the same 4-trial grid packed (``--pack 2``: two packs of 2, one of them SIGKILLed after
-epoch 1 of 2 and retried), unpacked, and the packed study grown by a seed with ``--into``
-(one more pack of 2). Grouping, sizes and split fields: tests/study/test_pack_plan.py."""
+Three CLI study runs shared by the module (each costs tens of seconds on 2 cores): the same
+4-trial grid packed (``--pack 2``: two packs of 2, one of them SIGKILLed after epoch 1 of 2
+and retried), unpacked, and the packed study grown by a seed with ``--into`` (one more pack
+of 2); and a packed study whose driver is SIGKILLed, finished by ``resume``. Grouping, sizes
+and split fields: tests/study/test_pack_plan.py."""
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,17 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 GRID = ("smoke", "--seeds", "0,1", "--set", "img_max=20", "--set", "eval_every=2")
 
 
-@pytest.fixture(scope="module")
-def env(shared_ray):
-    """The studies join the session's shared 2-CPU cluster (a local start is tested by
-    test_loopback, test_watch_ray and the data-parallel tests)."""
-    return shared_ray
-
-
+# The studies join the session's shared 2-CPU cluster, ``shared_ray`` (a local start is
+# tested by test_loopback, test_watch_ray and the data-parallel tests).
 def cli(cluster, *args, timeout=400, fault=None):
     env = job_env(cluster, ELM_INJECT_FAULT=fault) if fault else cluster["env"]
     # status reads a folder: it takes no --address
-    where = cluster["args"] if args[0] == "run" else []
+    where = cluster["args"] if args[0] in ("run", "resume") else []
     p = subprocess.run([sys.executable, "-m", "study", *map(str, args), *where], env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -46,18 +44,18 @@ def storage(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def packed(storage, env):
+def packed(storage, shared_ray):
     """The grid packed in two packs of 2, one of them SIGKILLed after epoch 1's report (the
     first pack to get there) and retried by Tune: (study folder, killed pack's id, output)."""
     marker = storage / "killed-pack"
-    out = cli(env, "run", *GRID, "--pack", "2", "--storage", storage, "--name", "packed",
+    out = cli(shared_ray, "run", *GRID, "--pack", "2", "--storage", storage, "--name", "packed",
               fault=f"1:{marker}:kill")
     return storage / "packed", marker.read_text().strip(), out
 
 
 @pytest.fixture(scope="module")
-def unpacked(storage, env):
-    cli(env, "run", *GRID, "--storage", storage, "--name", "unpacked")
+def unpacked(storage, shared_ray):
+    cli(shared_ray, "run", *GRID, "--storage", storage, "--name", "unpacked")
     return storage / "unpacked"
 
 
@@ -65,7 +63,7 @@ def by_key(study):
     return {t["trial_key"]: t for t in study_trials(study)}
 
 
-def test_a_packed_study_reads_as_the_same_study_unpacked(packed, unpacked, env):
+def test_a_packed_study_reads_as_the_same_study_unpacked(packed, unpacked, shared_ray):
     study, _, out = packed
     assert "4 trials as 2 packs" in out and "does not speed up a CPU" in out, out
     mine, theirs = by_key(study), by_key(unpacked)
@@ -89,7 +87,7 @@ def test_a_packed_study_reads_as_the_same_study_unpacked(packed, unpacked, env):
     df = load_study(study)
     assert len(df) == 4 and set(df["status"]) == {"terminated"} and (df["epochs_done"] == 2).all()
     assert sorted(df["trial_key"]) == sorted(load_study(unpacked)["trial_key"])
-    status = cli(env, "status", study)
+    status = cli(shared_ray, "status", study)
     assert "4/4 trials seen; terminated 4" in status, status
     assert "done   CE synthetic-lt r=10 seed 0" in out            # progress lines per member
     assert "study packed: 4 done · 0 running · 0 pending · 0 failed · epochs 8/8" in out, out
@@ -126,10 +124,10 @@ def test_a_sigkilled_pack_is_retried_from_its_checkpoint_and_ends_as_uninterrupt
                 assert row.get(metric) == want, (t["trial_id"], epoch, metric)
 
 
-def test_into_a_packed_study_runs_only_the_new_trials(packed, env):
+def test_into_a_packed_study_runs_only_the_new_trials(packed, shared_ray):
     study, _, _ = packed
     before = {d: (d / "result.json").read_bytes() for d in trial_dirs(study)}
-    out = cli(env, "run", *GRID[:2], "0..2", *GRID[3:], "--into", study)
+    out = cli(shared_ray, "run", *GRID[:2], "0..2", *GRID[3:], "--into", study)
     assert "4 finished there already (kept), 0 unfinished in earlier runs; adding 2 as run 2" \
         in out, out
     assert "2 trials as 1 pack (one Tune trial each)" in out, out
@@ -140,3 +138,32 @@ def test_into_a_packed_study_runs_only_the_new_trials(packed, env):
     assert set(df["status"]) == {"terminated"}
     meta = json.loads((study / "study.json").read_text())
     assert [(r["run"], r["launched"], r["pack"]) for r in meta["runs"]] == [(1, 4, 2), (2, 2, 2)]
+
+
+def test_a_packed_study_whose_driver_was_killed_is_finished_by_resume(storage, shared_ray):
+    """One pack of 2 (seed 0's CE and ELM + DRW), 3 epochs, its driver SIGKILLed once both
+    members reported and before they finished: `resume` ends every member with epochs 1..3
+    exactly once in result.json, continued from a checkpoint, not trained again from scratch."""
+    study = storage / "killed"
+    args = ("run", *GRID[:2], "0", *GRID[3:], "--set", "epochs=3", "--pack", "2", "--storage", storage, "--name", "killed", *shared_ray["args"])
+    driver = subprocess.Popen([sys.executable, "-m", "study", *map(str, args)],
+                              env=shared_ray["env"], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    seen, deadline = {}, time.time() + 240
+    try:
+        while time.time() < deadline:
+            seen = {d.name: len(read_results(d)) for d in trial_dirs(study)} \
+                if study.exists() else {}
+            if len(seen) == 2 and 1 <= min(seen.values()) and max(seen.values()) < 3:
+                break
+            time.sleep(0.2)
+    finally:
+        driver.send_signal(signal.SIGKILL)      # the driver only: its job's actors go with it
+        driver.wait(30)
+    assert len(seen) == 2 and 1 <= min(seen.values()) and max(seen.values()) < 3, seen
+    out = cli(shared_ray, "resume", study)
+    trials = study_trials(study)
+    assert len(trials) == 2 and {t["status"] for t in trials} == {"terminated"}, out
+    for t in trials:
+        assert [r["epoch"] for r in t["raw"]] == [1, 2, 3], (t["trial_id"], t["raw"])
+        assert t["raw"][-1]["resumed_from_epoch"] >= 1, t["raw"][-1]      # not from scratch

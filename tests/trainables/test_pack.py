@@ -245,6 +245,28 @@ def test_a_pack_resumed_from_its_members_checkpoints_continues_like_the_uninterr
         assert_close_tree(m.state_dict(), packed["states"][k], f"resumed state {k}")
 
 
+def test_a_members_checkpoint_is_a_decoupled_first_stage_like_the_trials(alone, packed, data,
+                                                                        tmp_path):
+    """cRT / LWS (trainables.decoupled) read a member's checkpoint as they read the trial's:
+    the same second stage from member 0's epoch-1 checkpoint and from CE seed 0 trained alone
+    to epoch 1."""
+    from trainables.decoupled import DecoupledTrainer
+    t = trainer(CFGS[0], data)
+    next(iter(t.epochs()))
+    t.save(tmp_path / "alone.pt")
+    rows = {}
+    for name, path in (("member", packed["paths"][0]), ("alone", tmp_path / "alone.pt")):
+        for method in ("crt", "lws"):
+            d = DecoupledTrainer(CFGS[0].replace(decouple=method, stage1=str(path)), data=data)
+            forward = d.forward           # LWS scales the model's logits in its own forward
+            d.forward = lambda x, f=forward: f(x.double())
+            rows[name, method] = {k: v for k, v in d.fit().items() if k != "stage1"}
+            assert d.static_fields["method"] == f"CE + {'cRT' if method == 'crt' else 'LWS'}"
+    for method in ("crt", "lws"):
+        assert rows["member", method]["status"] == "finished"
+        assert_close_tree(rows["member", method], rows["alone", method], f"{method} stage 2")
+
+
 def test_members_at_different_epochs_cannot_resume_together(packed, data):
     pack = PackTrainer(CFGS[:2], data=data)
     pack.members[0].load(packed["paths"][0])                 # epoch 1; member 1 at epoch 0
