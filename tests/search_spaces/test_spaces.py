@@ -44,7 +44,7 @@ def reference(name):
                        seed=[0, 1, 2])
     if name == "quickstart":
         return product({"dataset": "fashion_mnist", "imb_type": "lt", "ratio": 100.0,
-                        "img_max": 1000, "epochs": 10, "eval_every": 10, "checkpoint_every": 5,
+                        "img_max": 750, "epochs": 10, "eval_every": 10, "checkpoint_every": 5,
                         "batch_size": 128},
                        [method("ce"), method("ldam", True), method("elm", True, lam=0.5)],
                        seed=[0, 1, 2])
