@@ -245,8 +245,7 @@ def test_a_pack_resumed_from_its_members_checkpoints_continues_like_the_uninterr
         assert_close_tree(m.state_dict(), packed["states"][k], f"resumed state {k}")
 
 
-def test_a_members_checkpoint_is_a_decoupled_first_stage_like_the_trials(alone, packed, data,
-                                                                        tmp_path):
+def test_a_members_checkpoint_is_a_decoupled_first_stage_like_the_trials(packed, data, tmp_path):
     """cRT / LWS (trainables.decoupled) read a member's checkpoint as they read the trial's:
     the same second stage from member 0's epoch-1 checkpoint and from CE seed 0 trained alone
     to epoch 1."""
