@@ -8,6 +8,16 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
+# Torch threads per core, not per process. Under xdist (make test's second phase: -n 2 on 2
+# cores) each worker's torch would otherwise start one OpenMP thread per core, and the
+# spinning threads of two workers fight over the cores: two copies of test_engine's resume
+# test side by side took 72 s each at 2 threads, 12.6 s each at 1. Set before torch is
+# imported (xdist sets the count before it loads this file); subprocesses inherit it; Ray's
+# workers set their own (OMP_NUM_THREADS = the trial's CPUs).
+_xdist_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _xdist_workers > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _xdist_workers)))
+
 from fabricate import fabricate_cifar, fabricate_places_tree  # noqa: E402,F401
 
 
