@@ -33,16 +33,18 @@ def checkpoints_on_storage(where) -> list:
 
 
 def reported_epochs(where) -> set | None:
-    """Epochs in the trial's stored result.json; None when it cannot be read."""
+    """Epochs in the trial's stored result.json; None when there is none or it cannot be read.
+
+    No file is not "no rows": the driver syncs its staging result.json to storage in the
+    background, so a trial killed seconds after it started may have none there yet, and then
+    Tune keeps the driver's own copy, which holds every row the driver received."""
     if where is None:
         return None
     fs, path = where
     try:
         with fs.open_input_stream(f"{path}/result.json") as f:
             text = f.read().decode()
-    except FileNotFoundError:
-        return set()
-    except OSError:
+    except OSError:       # FileNotFoundError included: see above
         return None
     return {row.get("epoch") for row in parse_json_lines(text)}
 
@@ -95,6 +97,6 @@ class TrialStorage:
         history = state.get("history") or ([state["last_metrics"]]
                                            if state.get("last_metrics") else [])
         stored = reported_epochs(self.where)
-        if stored is None:   # storage unreadable: only what Tune cannot know about
+        if stored is None:   # no stored copy to judge by: only what Tune cannot know about
             return [h for h in history if h.get("epoch", 0) > tune_epoch]
         return [h for h in history if h.get("epoch") not in stored]
