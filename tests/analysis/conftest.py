@@ -2,13 +2,11 @@
 report, each built once per test run: under ``make test``'s two xdist workers the first
 worker to need one builds it under a file lock and the other reuses it (the readers only
 read; a test that changes files copies the study first)."""
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 
+from build_once import built_once
 from search_spaces.base import StudySpace, grid
 from trainables.methods import method
 
@@ -16,21 +14,6 @@ from trainables.methods import method
 # ablation, mean ± std and per-class plots.
 METHODS = [method("ce"), method("ldam"), method("elm", lam=0.1), method("elm", lam=1.0)]
 SEEDS = [0, 1, 2]
-
-
-@contextmanager
-def built_once(tmp_path_factory, name: str):
-    """Yields (path, todo): build at ``path`` when ``todo``; the folder is shared by every
-    xdist worker of this run (their base temp folders' parent) and built by one of them."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    path, done = root / name, root / f"{name}.built"
-    with FileLock(str(root / f"{name}.lock")):
-        todo = not done.exists()
-        yield path, todo
-        if todo:
-            done.touch()
 
 
 @pytest.fixture(scope="session")
