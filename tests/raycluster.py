@@ -116,3 +116,22 @@ def stop(sids) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def sigkill_driver_when(cmd: list[str], env: dict, cwd, ready, timeout: float = 240):
+    """Starts a study driver and SIGKILLs it (the driver only: its job's actors go with it)
+    as soon as ``ready()`` returns a truthy state, polled every 0.2 s, or at ``timeout``.
+    Returns the last state, so the test can assert the kill came at the moment it meant."""
+    driver = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    state, deadline = None, time.time() + timeout
+    try:
+        while time.time() < deadline:
+            state = ready()
+            if state:
+                break
+            time.sleep(0.2)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    return state

@@ -2,14 +2,13 @@
 launches only the trials whose key the study lacks, finished trials stay byte-identical, and a
 killed extension is finished by `resume` with every key finished exactly once."""
 import json
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from raycluster import sigkill_driver_when
 
 from analysis.aggregate import aggregate
 from analysis.collect import load_study
@@ -80,19 +79,15 @@ def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path,
 
     # a changed epochs makes new keys: every trial again, in run 4; killed once a trial has
     # reported its first epoch of two (so it is mid-way), then resumed
-    driver = subprocess.Popen([sys.executable, "-m", "study", "run", str(grown), "--into",
-                               str(study), "--seeds", "0", "--epochs", "2", *on],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    run4, deadline, started = study / "run-4", time.time() + 240, False
-    try:
-        while time.time() < deadline and not started:
-            rows = [read_results(d) for d in trial_dirs(study) if run4 in d.parents]
-            started = any(rows) and not all(r and r[-1].get("done") for r in rows)
-            time.sleep(0.2)
-    finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(30)
+    run4 = study / "run-4"
+
+    def run4_under_way():
+        rows = [read_results(d) for d in trial_dirs(study) if run4 in d.parents]
+        return any(rows) and not all(r and r[-1].get("done") for r in rows)
+
+    started = sigkill_driver_when([sys.executable, "-m", "study", "run", str(grown), "--into",
+                                   str(study), "--seeds", "0", "--epochs", "2", *on],
+                                  env, REPO, run4_under_way)
     assert started, "run 4 never got under way"
     out = cli(env, "resume", study, *on)
     assert "run 4" in out and "run 3 at" not in out, out      # finished runs are left alone

@@ -6,17 +6,15 @@ and retried), unpacked, and the packed study grown by a seed with ``--into`` (on
 of 2); and a packed study whose driver is SIGKILLed, finished by ``resume``. Grouping, sizes
 and split fields: tests/study/test_pack_plan.py."""
 import json
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from analysis.collect import load_study
-from raycluster import job_env
+from raycluster import job_env, sigkill_driver_when
 from trainables.results import read_results, study_trials, trial_dirs
 
 pytestmark = pytest.mark.ray
@@ -146,20 +144,15 @@ def test_a_packed_study_whose_driver_was_killed_is_finished_by_resume(storage, s
     exactly once in result.json, continued from a checkpoint, not trained again from scratch."""
     study = storage / "killed"
     args = ("run", *GRID[:2], "0", *GRID[3:], "--set", "epochs=3", "--pack", "2", "--storage", storage, "--name", "killed", *shared_ray["args"])
-    driver = subprocess.Popen([sys.executable, "-m", "study", *map(str, args)],
-                              env=shared_ray["env"], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    seen, deadline = {}, time.time() + 240
-    try:
-        while time.time() < deadline:
-            seen = {d.name: len(read_results(d)) for d in trial_dirs(study)} \
-                if study.exists() else {}
-            if len(seen) == 2 and 1 <= min(seen.values()) and max(seen.values()) < 3:
-                break
-            time.sleep(0.2)
-    finally:
-        driver.send_signal(signal.SIGKILL)      # the driver only: its job's actors go with it
-        driver.wait(30)
+
+    def both_reported_neither_finished():
+        seen = {d.name: len(read_results(d)) for d in trial_dirs(study)} \
+            if study.exists() else {}
+        return seen if len(seen) == 2 and 1 <= min(seen.values()) and max(seen.values()) < 3 \
+            else None
+
+    seen = sigkill_driver_when([sys.executable, "-m", "study", *map(str, args)],
+                               shared_ray["env"], REPO, both_reported_neither_finished) or {}
     assert len(seen) == 2 and 1 <= min(seen.values()) and max(seen.values()) < 3, seen
     out = cli(shared_ray, "resume", study)
     trials = study_trials(study)

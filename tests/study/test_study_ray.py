@@ -5,14 +5,12 @@ its job with it). Covers (a tiny study running to completion is tests/study/test
 that fails once is retried from its checkpoint; a driver killed with SIGKILL mid-study is finished by ``resume`` with every trial
 completed exactly once and finished trials not retrained.
 """
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from raycluster import job_env
+from raycluster import job_env, sigkill_driver_when
 
 from analysis.collect import load_study, read_results, trial_dirs
 
@@ -51,25 +49,17 @@ def test_trial_that_raises_once_is_retried_from_its_checkpoint(tmp_path, shared_
 def test_killed_driver_is_finished_by_resume(tmp_path, shared_ray):
     env, on = shared_ray["env"], shared_ray["args"]
     study = tmp_path / "killed"
-    driver = subprocess.Popen(study_cmd("run", "smoke", "--storage", str(tmp_path), "--name",
-                                        "killed", "--set", "epochs=3", "--set",
-                                        "checkpoint_every=1", *on),
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    finished_before, deadline = {}, time.time() + 240
-    try:
-        while time.time() < deadline:   # kill once one trial finished and another is mid-way
-            dirs = trial_dirs(study) if study.exists() else []
-            done = {d.name: len(read_results(d)) for d in dirs
-                    if (read_results(d) or [{}])[-1].get("status") == "finished"}
-            midway = [d for d in dirs if d.name not in done and 1 <= len(read_results(d)) < 3]
-            if done and midway:
-                finished_before = done
-                break
-            time.sleep(0.2)
-    finally:
-        driver.send_signal(signal.SIGKILL)      # the driver only: its job's actors go with it
-        driver.wait(30)
+    cmd = study_cmd("run", "smoke", "--storage", str(tmp_path), "--name", "killed", "--set",
+                    "epochs=3", "--set", "checkpoint_every=1", *on)
+
+    def one_finished_one_midway():
+        dirs = trial_dirs(study) if study.exists() else []
+        done = {d.name: len(read_results(d)) for d in dirs
+                if (read_results(d) or [{}])[-1].get("status") == "finished"}
+        midway = [d for d in dirs if d.name not in done and 1 <= len(read_results(d)) < 3]
+        return done if done and midway else None
+
+    finished_before = sigkill_driver_when(cmd, env, REPO, one_finished_one_midway)
     assert finished_before, "the study never reached a state worth killing"
     p = subprocess.run(study_cmd("resume", "killed", "--storage", str(tmp_path), *on), env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -94,20 +84,14 @@ def test_killed_driver_of_an_optuna_asha_study_is_finished_by_resume(tmp_path, s
             "--set", "batch_size=32", "--set", "img_max=40", "--max-concurrent", "2",
             *shared_ray["args"])
     env = shared_ray["env"]
-    driver = subprocess.Popen(study_cmd(*args), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    seen, deadline = 0, time.time() + 300
-    try:
-        while time.time() < deadline:   # kill once trials are under way
-            dirs = trial_dirs(study) if study.exists() else []
-            seen = sum(len(read_results(d)) for d in dirs)
-            if len(dirs) >= 2 and seen >= 3:
-                break
-            time.sleep(0.2)
-    finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(30)
-    assert seen >= 3, "the study never got under way"
+
+    def under_way():    # two trials started, three epochs reported between them
+        dirs = trial_dirs(study) if study.exists() else []
+        seen = sum(len(read_results(d)) for d in dirs)
+        return seen if len(dirs) >= 2 and seen >= 3 else None
+
+    seen = sigkill_driver_when(study_cmd(*args), env, REPO, under_way, timeout=300)
+    assert seen, "the study never got under way"
     p = subprocess.run(study_cmd("resume", "opt", "--storage", str(tmp_path),
                                  *shared_ray["args"]), env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=400)
