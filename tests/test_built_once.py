@@ -4,27 +4,19 @@ import pytest
 
 from build_once import built_once
 
-
-class _Base:
-    def __init__(self, root):
-        self.root = root
-
-    def getbasetemp(self):
-        return self.root
+NAME = "built-once-probe"   # beside the analysis fixtures' folders, under this run's base temp
 
 
-def test_a_failed_build_is_removed_and_built_again(tmp_path, monkeypatch):
-    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    base = _Base(tmp_path)
+def test_a_failed_build_is_removed_and_built_again(tmp_path_factory):
     with pytest.raises(RuntimeError, match="build broke"):
-        with built_once(base, "thing") as (path, todo):
+        with built_once(tmp_path_factory, NAME) as (path, todo):
             assert todo
             path.mkdir()
             (path / "half").write_text("x")
             raise RuntimeError("build broke")
-    assert not (tmp_path / "thing").exists()
-    with built_once(base, "thing") as (path, todo):
+    assert not path.exists()
+    with built_once(tmp_path_factory, NAME) as (path, todo):
         assert todo                      # not marked built: this one builds it
         path.mkdir()                     # no FileExistsError from the failed attempt
-    with built_once(base, "thing") as (path, todo):
+    with built_once(tmp_path_factory, NAME) as (path, todo):
         assert not todo                  # built once, reused after
