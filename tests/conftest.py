@@ -1,12 +1,56 @@
 """Shared fixtures. Ray fixtures start a real local Ray and always shut it down."""
 from __future__ import annotations
 
+import atexit
 import os
+import secrets
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+# =========================================================================================
+# Nothing outside the clone and this run's temp folder
+# =========================================================================================
+# A test run brings its own state and writes none into the user's home or a fixed shared
+# path, so it passes on a machine that never ran the project and leaves no trace on one that
+# did. Set before anything imports Ray, torch or matplotlib; every subprocess (CLI studies,
+# `ray start`, notebooks, chromium) inherits it. One folder per pytest process (xdist
+# workers included: each starts its own clusters), removed at exit. Short: Ray's socket
+# paths under RAY_TMPDIR must stay under 107 bytes.
+RUN_STATE = tempfile.mkdtemp(prefix="elmt", dir="/tmp")
+atexit.register(shutil.rmtree, RUN_STATE, True)
+
+
+def _run_state(name: str) -> str:
+    path = os.path.join(RUN_STATE, name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+# Ray's token auth (on by default in 2.60): every cluster of this run, local `ray.init` or
+# `ray start`, and every client reads this token; without it `ray start --head` on a fresh
+# machine refuses ("no authentication token was found") and `ray.init` writes one into
+# ~/.ray/auth_token. Made the way `ray get-auth-token --generate` makes one.
+_TOKEN = os.path.join(_run_state("ray"), "auth_token")
+with open(os.open(_TOKEN, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+    f.write(secrets.token_hex(32))
+os.environ["RAY_AUTH_TOKEN_PATH"] = _TOKEN
+os.environ.pop("RAY_AUTH_TOKEN", None)            # a user's exported token would win over it
+os.environ["RAY_TMPDIR"] = _run_state("r")                # not /tmp/ray
+# Caches and configs that default to the home folder or a fixed /tmp path: matplotlib's font
+# cache, torch.compile's inductor and Triton caches, Jupyter's runtime and IPython's profile,
+# and what honours XDG (chromium's profile and cache, pip, fontconfig).
+for var, name in [("MPLCONFIGDIR", "matplotlib"), ("TORCHINDUCTOR_CACHE_DIR", "inductor"),
+                  ("TRITON_CACHE_DIR", "triton"), ("JUPYTER_CONFIG_DIR", "jupyter/config"),
+                  ("JUPYTER_DATA_DIR", "jupyter/data"), ("JUPYTER_RUNTIME_DIR", "jupyter/run"),
+                  ("IPYTHONDIR", "ipython"), ("XDG_CACHE_HOME", "xdg/cache"),
+                  ("XDG_CONFIG_HOME", "xdg/config"), ("XDG_DATA_HOME", "xdg/data"),
+                  ("XDG_STATE_HOME", "xdg/state")]:
+    os.environ[var] = _run_state(name)
 
 # Torch threads per core, not per process. Under xdist (make test's second phase: -n 2 on 2
 # cores) each worker's torch would otherwise start one OpenMP thread per core, and the
@@ -63,9 +107,6 @@ def shared_ray():
     driver or a trial's worker leaves the cluster as it was (the job's actors go with their
     driver). Tests of what a local start does (loopback, the console, the dashboard) and
     tests that need the cluster to themselves start their own. Stopped by PID at the end."""
-    import shutil
-    import tempfile
-
     from raycluster import start_head, stop
     tmp, sids = tempfile.mkdtemp(prefix="rs", dir="/tmp"), set()
     try:

@@ -32,8 +32,9 @@ def free_port() -> int:
 
 def cluster_env() -> dict:
     """The environment of a cluster's nodes and of every client (CLI, `ray job submit`):
-    Ray's token auth as users run it (the token is ~/.ray/auth_token), everything on
-    loopback, no usage stats."""
+    Ray's token auth as users run it (the token is this test run's own, RAY_AUTH_TOKEN_PATH,
+    made by tests/conftest.py: never the user's ~/.ray), everything on loopback, no usage
+    stats."""
     return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
             "RAY_AUTH_MODE": "token", "RAY_DEDUP_LOGS": "0", "PYTHONUNBUFFERED": "1"}
 
