@@ -45,16 +45,33 @@ class StudySpace:
         return dicts[:limit] if limit is not None else dicts
 
     def configs(self) -> list[TrialConfig]:
-        """Every trial's TrialConfig (errors name the study and the trial)."""
-        out = []
+        """Every trial's TrialConfig. Any trial that cannot be built (a bad field, or data that
+        cannot exist: trainables.data.registry.training_counts) refuses the whole study in one
+        line: the first such trial, its error, and how many trials are refused."""
+        out, refused = self.built()
+        if refused:
+            raise StudyFileError(self.refusal(refused, len(out) + len(refused)))
+        return out
+
+    def built(self) -> tuple[list[TrialConfig], list[tuple[int, dict, ValueError]]]:
+        """(the configs that build, (index, fields, error) of each trial that does not)."""
+        out, refused = [], []
         for i, d in enumerate(self.trial_dicts()):
             try:
                 out.append(TrialConfig.from_dict(d))
             except ValueError as e:
-                what = ", ".join(f"{k}={d[k]}" for k in ("loss", "drw", "lam", "seed") if k in d)
-                raise StudyFileError(f"{self.source or self.name}: trial {i} ({what}): "
-                                     f"{e}") from None
-        return out
+                refused.append((i, d, e))
+        return out, refused
+
+    def refusal(self, refused: list, total: int) -> str:
+        """One line for the trials that cannot be built: the first, and how many."""
+        i, d, e = refused[0]
+        what = ", ".join(f"{k}={d[k]}" for k in ("loss", "drw", "lam", "seed") if k in d)
+        where = (f"search point {i} of the {total} checked before Ray starts (corners, "
+                 "midpoint, data-size extremes)" if self.is_search else f"trial {i}")
+        count = (f" ({len(refused)} of {total} trials are refused)"
+                 if len(refused) > 1 and not self.is_search else "")
+        return f"{self.source or self.name}: {where} ({what}): {e}{count}"
 
     def validate(self) -> None:
         """Build every trial's TrialConfig now, before any Ray or GPU time is spent."""

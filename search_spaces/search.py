@@ -2,6 +2,7 @@
 ``search:`` and ``scheduler:`` sections (Ray and Optuna are imported only when a study runs)."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -32,6 +33,25 @@ def corner_points(space: dict) -> list[dict]:
             return int(mid) if kind == "int" else mid
         return (lo, hi)[where // 2]
     return [{k: pick(kind, args, w) for k, (kind, args) in space.items()} for w in (0, 1, 2)]
+
+
+# The fields that decide how many training images each class keeps (training_counts).
+DATA_SIZE_FIELDS = ("dataset", "imb_type", "img_max", "ratio", "val_fraction")
+
+
+def data_size_extremes(space: dict) -> list[dict]:
+    """Every combination of the extremes of the searched data-size fields (each choice; both
+    ends of a range), the other fields at their midpoint. A class's count is monotone in
+    img_max (up) and ratio (down) and the hold-out never empties a class, so if these points
+    can be built, every point the sampler can draw can: a space that can draw data which
+    cannot exist is refused at validation, not trial by trial."""
+    mid = corner_points(space)[1]
+    ends = []
+    for k in DATA_SIZE_FIELDS:
+        if k in space:
+            kind, args = space[k]
+            ends.append([(k, v) for v in (args if kind == "choice" else dict.fromkeys(args))])
+    return [{**mid, **dict(combo)} for combo in itertools.product(*ends)] if ends else []
 
 
 def total_epochs(base: dict) -> int:
@@ -68,7 +88,9 @@ def search_space(spec: dict, source: str) -> StudySpace:
                              grace_period=sched.get("grace_period", max(1, epochs // 10)),
                              reduction_factor=sched.get("reduction_factor", 4))
 
-    samples = [{**base, **p} for p in corner_points(space)]
+    points = corner_points(space)
+    points += [p for p in data_size_extremes(space) if p not in points]
+    samples = [{**base, **p} for p in points]
     return StudySpace(spec["name"], spec["description"], param_space, search["num_samples"],
                       metric=search["metric"], mode=search["mode"],
                       num_samples=search["num_samples"], make_searcher=make_searcher,

@@ -202,7 +202,7 @@ def cmd_list(args, console: ConsoleOptions) -> int:
     return 0
 
 
-def build_space(args):
+def build_space(args, validate: bool = True):
     """The study file with the command line's changes, every trial validated."""
     from search_spaces import get_space
     from trainables.config import parse_value
@@ -214,7 +214,8 @@ def build_space(args):
                       seeds=_parse_seeds(args.seeds, args.max_trials), overrides=overrides,
                       axes=_parse_kv(args.axes, "--grid"), max_trials=args.max_trials,
                       **options)
-    space.validate()
+    if validate:
+        space.validate()
     return space
 
 
@@ -226,8 +227,20 @@ def _coerce_option(text: str):
 
 
 def cmd_show(args, console: ConsoleOptions) -> int:
+    """The resolved study. A bad field refuses it, as `run` would; trials whose data cannot
+    exist are reported under it (show shows: the file is printed to be edited)."""
+    from search_spaces.studyfile import StudyFileError
     from study.plan import describe
-    print(describe(build_space(args), samples=args.samples))
+    from trainables.data.registry import DataSizeError
+    space = build_space(args, validate=False)
+    configs, refused = space.built()
+    total = len(configs) + len(refused)
+    bad_fields = [r for r in refused if not isinstance(r[2], DataSizeError)]
+    if bad_fields:
+        raise StudyFileError(space.refusal(bad_fields, total))
+    print(describe(space, samples=args.samples))
+    if refused:
+        print(f"# cannot run as it is: {space.refusal(refused, total)}")
     return 0
 
 

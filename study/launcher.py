@@ -228,6 +228,25 @@ def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
     return todo
 
 
+def refuse_unbuildable(path: Path, runs: list[int]) -> None:
+    """Before Ray starts: an unfinished trial of a run to resume whose config no longer builds
+    (data that cannot exist, in a folder written before that was checked; a field since
+    removed) would only fail again, attempt after attempt. StudyError names the first."""
+    from trainables.config import TrialConfig
+    from trainables.results import study_trials
+    stuck = []
+    for t in study_trials(path, damage=[]):
+        if t["run"] in runs and t["status"] not in FINISHED:
+            try:
+                TrialConfig.from_dict(t["config"])
+            except ValueError as e:
+                stuck.append((t, e))
+    if stuck:
+        t, e = stuck[0]
+        raise StudyError(f"{path}: {len(stuck)} unfinished trial(s) cannot run as they are "
+                         f"and would fail again; {t['trial_dir'].name}: {e}")
+
+
 def _check_resumed(options: RunOptions, resources: dict, have: dict, local: bool) -> None:
     """A run resumed where it cannot be placed (a cluster's study resumed on a laptop) is
     refused on a local Ray, warned about on a cluster, as a new run is."""
@@ -253,6 +272,7 @@ def resume_study(path: Path, meta: dict, *, cluster: ClusterOptions = ClusterOpt
     from study.progress import watch_restored
     from trainables.ray_layer.dispatch import trainable_for
     todo = runs_to_resume(Path(path), meta)
+    refuse_unbuildable(Path(path), [run["run"] for run, _ in todo])
     if not todo:
         print(f"study {meta['name']}: every trial of every run is finished; nothing to resume")
         return report(path, meta)

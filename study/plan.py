@@ -80,7 +80,8 @@ def describe(space, *, samples: int = 5, path=None, full: bool = True) -> str:
     if space.is_search:
         lines.append(f"# {space.expected_trials} trials sampled by "
                      f"{space.spec['search']['sampler']} on {space.metric} "
-                     f"({space.mode}); validated at the corners and midpoint of the space:")
+                     f"({space.mode}); validated at the corners and midpoint of the space"
+                     " (and the extremes of its data-size fields):")
     else:
         methods = Counter(label_of(d) for d in dicts)
         axes = {k: len(v) for k, v in space.spec["grid"].items()}

@@ -23,6 +23,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 # paths under RAY_TMPDIR must stay under 107 bytes.
 RUN_STATE = tempfile.mkdtemp(prefix="elmt", dir="/tmp")
 atexit.register(shutil.rmtree, RUN_STATE, True)
+os.environ["ELM_TEST_RUN_STATE"] = RUN_STATE       # tests/test_run_state.py checks it
 
 
 def _run_state(name: str) -> str:

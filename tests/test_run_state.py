@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RUN_STATE
+
+RUN_STATE = os.environ["ELM_TEST_RUN_STATE"]
 
 
 def test_the_run_brings_its_own_ray_token_and_temp_folders():

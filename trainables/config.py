@@ -522,6 +522,10 @@ def _validate(c: TrialConfig) -> None:
     _check(c.eval_every >= 1, "eval_every", c.eval_every, "must be >= 1")
     _check(c.checkpoint_every >= 1, "checkpoint_every", c.checkpoint_every, "must be >= 1")
     _check(c.workers_per_trial >= 1, "workers_per_trial", c.workers_per_trial, "must be >= 1")
+    # fields fine alone, impossible together: the training data the trial asks for must
+    # exist (every class at least one image, none asked beyond what the source holds)
+    from trainables.data.registry import training_counts
+    training_counts(c)
     _check(c.batch_size % c.workers_per_trial == 0, "batch_size", c.batch_size,
            f"the global batch must divide among workers_per_trial={c.workers_per_trial} "
            "workers (batch_size / workers_per_trial per worker)")

@@ -178,8 +178,8 @@ def test_decoupled_config_errors_name_the_field(stage1, tmp_path):
     with pytest.raises(ValueError, match="decouple='x' is not valid"):
         TrialConfig(**TINY, decouple="x", stage1=str(path))
     from trainables.decoupled import DecoupledTrainer
-    with pytest.raises(ValueError, match="ratio=50.0 differs from the first stage's 10.0"):
-        DecoupledTrainer(TrialConfig(**{**TINY, "ratio": 50.0}, decouple="crt",
+    with pytest.raises(ValueError, match="ratio=20.0 differs from the first stage's 10.0"):
+        DecoupledTrainer(TrialConfig(**{**TINY, "ratio": 20.0}, decouple="crt",
                                      stage1=str(path)))
     with pytest.raises(ValueError, match="no checkpoint_"):
         DecoupledTrainer(TrialConfig(**TINY, decouple="lws", stage1=str(tmp_path)))

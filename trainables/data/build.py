@@ -9,7 +9,7 @@ import torch
 
 from trainables.data.imbalance import class_counts, split_validation, subsample_indices
 from trainables.data.loader import DeviceLoader
-from trainables.data.registry import DatasetInfo, get_dataset
+from trainables.data.registry import DataSizeError, DatasetInfo, get_dataset
 
 _RAW_CACHE: dict = {}   # Ray reuses worker processes: 480 trials must not re-read the files
 
@@ -128,10 +128,10 @@ def build_file_data(cfg, info: DatasetInfo) -> FileData:
         validate_split(splits[name], cfg.data_root, info.num_classes)
     counts = splits["train"].counts(info.num_classes)
     empty = [c for c, n in enumerate(counts) if n == 0]
-    if empty:
-        raise ValueError(f"{splits['train'].name}: {len(empty)} of {info.num_classes} classes "
-                         f"have no training image (first: {empty[:5]}); margins and class "
-                         "weights need every class")
+    if empty:      # training_counts' words: counts of split lists are known once read
+        raise DataSizeError(f"dataset {info.name} ({splits['train'].name}): class {empty[0]} "
+                            f"would keep 0 training images ({len(empty)} of {info.num_classes} "
+                            "classes have none); every class needs at least one")
     make = lambda s, train: ListDataset(s, cfg.data_root, build_transforms(size, train),  # noqa
                                         raw_bytes=raw)
     return FileData(make(splits["train"], True), make(splits["val"], False) if "val" in splits

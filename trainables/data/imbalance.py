@@ -37,6 +37,14 @@ def subsample_indices(targets: np.ndarray, counts, data_seed: int) -> np.ndarray
         np.random.set_state(saved)
 
 
+def holdout_size(n: int, val_fraction: float) -> int:
+    """Images of a class of ``n`` held out for validation: ``val_fraction`` of them, rounded
+    half up, at least 1, never all of them (a class of one keeps its image for training)."""
+    if val_fraction <= 0:
+        return 0
+    return min(max(int(np.floor(val_fraction * n + 0.5)), 1), n - 1)
+
+
 def split_validation(indices: np.ndarray, targets: np.ndarray, val_fraction: float,
                      data_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Hold out ``val_fraction`` of each class (round half up, at least 1, never all of it)
@@ -49,7 +57,7 @@ def split_validation(indices: np.ndarray, targets: np.ndarray, val_fraction: flo
     train, val = [], []
     for c in np.unique(labels):
         idx = indices[labels == c]
-        k = min(max(int(np.floor(val_fraction * len(idx) + 0.5)), 1), len(idx) - 1)
+        k = holdout_size(len(idx), val_fraction)
         perm = rng.permutation(len(idx))
         val.append(idx[perm[:k]])
         train.append(idx[perm[k:]])

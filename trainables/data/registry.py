@@ -29,6 +29,10 @@ class DatasetInfo:
     # without reading them (FileNotFoundError saying where), so a CLI can refuse a bad
     # data_root before it builds anything heavy
     locator: str = ""
+    # training images per class in the source, balanced (memory datasets): what a trial's
+    # counts are checked against before anything is read (training_counts); 0 = not known
+    # without reading (split-list datasets: their lists are checked when read)
+    train_per_class: int = 0
 
     def read(self, data_root: str, download: bool):
         return _resolve(self.reader)(data_root, download)
@@ -55,6 +59,42 @@ def check_data_location(cfg) -> None:
         raise FileNotFoundError(f"dataset {cfg.dataset}: {e}") from None
     if cfg.init_weights and not Path(cfg.init_weights).expanduser().is_file():
         raise FileNotFoundError(f"init_weights {cfg.init_weights} does not exist")
+
+
+class DataSizeError(ValueError):
+    """A trial whose training data cannot exist: more images asked of a class than it has, or
+    a class left with none (no margin, class weight or logit adjustment is defined then)."""
+
+
+def data_setting(dataset: str, img_max, ratio: float, imb_type: str) -> str:
+    """The words every data-size refusal starts with, before or after the data is read."""
+    return f"dataset {dataset}, img_max {img_max}, ratio {ratio:g}, imb_type {imb_type}"
+
+
+def training_counts(cfg) -> list[int] | None:
+    """Per-class training images of a trial, after the long-tail subsampling and the
+    validation hold-out, from the dataset's known sizes: nothing is read. The one rule every
+    entry point checks a config with (TrialConfig's validation calls it). None for split-list
+    datasets, whose counts are the train list's (checked with the same words when it is read).
+    Raises DataSizeError naming the dataset, img_max, ratio, imb_type and the first class at
+    fault."""
+    from trainables.data.imbalance import class_counts, holdout_size
+    info = get_dataset(cfg.dataset)
+    if not info.train_per_class:
+        return None
+    img_max = cfg.img_max if cfg.img_max is not None else info.img_max
+    counts = class_counts(info.num_classes, img_max, cfg.imb_type, cfg.ratio)
+    where = data_setting(cfg.dataset, img_max, cfg.ratio, cfg.imb_type)
+    if counts[0] > info.train_per_class:     # class 0 is the head: it asks for the most
+        raise DataSizeError(f"{where}: class 0 has {info.train_per_class} training images, "
+                            f"{counts[0]} requested (img_max at most {info.train_per_class} "
+                            f"on {cfg.dataset})")
+    for c, n in enumerate(counts):
+        if n < 1:
+            raise DataSizeError(f"{where}: class {c} would keep {n} training images; "
+                                "every class needs at least one (lower ratio or raise "
+                                "img_max)")
+    return [n - holdout_size(n, cfg.val_fraction) for n in counts]
 
 
 def _resolve(ref: str):
@@ -86,21 +126,25 @@ _CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 register_dataset(DatasetInfo("cifar10", 10, 5000, 3, 32, _CIFAR_MEAN, _CIFAR_STD,
                              "trainables.data.cifar:read_cifar10",
                              description="CIFAR-10 (python pickles under data_root)",
-                             locator="trainables.data.cifar:locate_cifar10"))
+                             locator="trainables.data.cifar:locate_cifar10",
+                             train_per_class=5000))
 register_dataset(DatasetInfo("cifar100", 100, 500, 3, 32, _CIFAR_MEAN, _CIFAR_STD,
                              "trainables.data.cifar:read_cifar100",
                              description="CIFAR-100, fine labels (python pickles under data_root)",
-                             locator="trainables.data.cifar:locate_cifar100"))
+                             locator="trainables.data.cifar:locate_cifar100",
+                             train_per_class=500))
 # Grey, one channel: the ResNet32 stem takes 1 input channel (cheaper than replicating to 3).
 # Images are zero-padded 28 -> 32; mean/std are those of the padded training set.
 register_dataset(DatasetInfo("fashion_mnist", 10, 6000, 1, 32, (0.2190,), (0.3318,),
                              "trainables.data.fashion_mnist:read_fashion_mnist",
                              description="Fashion-MNIST, grey 28x28 padded to 32 (idx files)",
-                             locator="trainables.data.fashion_mnist:locate_fashion_mnist"))
+                             locator="trainables.data.fashion_mnist:locate_fashion_mnist",
+                             train_per_class=6000))
 # Tiny, deterministic, learnable: for unit and integration tests only.
 register_dataset(DatasetInfo("synthetic", 10, 100, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
                              "trainables.data.synthetic:read_synthetic",
-                             description="tiny generated data for tests (no files)"))
+                             description="tiny generated data for tests (no files)",
+                             train_per_class=100))
 # Large-scale, read from the user's image folders through split lists (docs/data.md).
 # ImageNet's channel statistics, for both (the transforms of trainables.data.large_scale too).
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
