@@ -5,8 +5,9 @@ runs" tables); pass ``ddof=0`` for the population std. A group of one seed has s
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
+
+from analysis.verdicts import decide
 
 CONFIG_KEYS = ("method", "dataset", "imb_type", "ratio", "loss", "drw", "lam", "max_m", "s")
 
@@ -35,31 +36,26 @@ def aggregate(df: pd.DataFrame, value: str = "final_top1", *, ddof: int = 1,
     return out[cols]
 
 
-def paired_difference(df: pd.DataFrame, a: str, b: str, value: str = "final_top1", *,
-                      n_boot: int = 10_000, seed: int = 0, level: float = 0.95) -> dict:
-    """Method ``a`` minus method ``b``, paired by (dataset, imb_type, ratio, seed).
-
-    Returns the mean difference, a bootstrap confidence interval over the pairs, and the
-    paired t statistic (with its p-value when scipy is installed)."""
+def paired_diffs(df: pd.DataFrame, a: str, b: str, value: str = "final_top1") -> pd.Series:
+    """``a`` minus ``b`` over terminated trials, paired by (dataset, imb_type, ratio,
+    data_seed, seed): one value per pair where both finished."""
     keys = [k for k in ("dataset", "imb_type", "ratio", "data_seed", "seed") if k in df]
     done = df[df["status"] == "terminated"]
     pa = done[done["method"] == a].set_index(keys)[value]
     pb = done[done["method"] == b].set_index(keys)[value]
-    d = (pa - pb).dropna().to_numpy(dtype=float)
+    return (pa - pb).dropna()
+
+
+def paired_difference(df: pd.DataFrame, a: str, b: str, value: str = "final_top1", *,
+                      level: float = 0.95) -> dict:
+    """Method ``a`` minus method ``b``, paired by (dataset, imb_type, ratio, seed), as one
+    comparison on its own: the mean difference, its paired t interval at ``level``, the t
+    statistic and its two-sided p-value (interval, t and p NaN below 2 pairs). The report's
+    verdicts test several comparisons as a family (analysis/verdicts.py)."""
+    d = paired_diffs(df, a, b, value).to_numpy(dtype=float)
     if len(d) == 0:
         raise ValueError(f"no paired trials for '{a}' and '{b}'")
-    rng = np.random.default_rng(seed)
-    boots = rng.choice(d, size=(n_boot, len(d)), replace=True).mean(axis=1)
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    sd = d.std(ddof=1) if len(d) > 1 else float("nan")
-    t = d.mean() / (sd / np.sqrt(len(d))) if len(d) > 1 and sd > 0 else float("nan")
-    p = float("nan")
-    try:
-        from scipy import stats
-        if np.isfinite(t):
-            p = float(2 * stats.t.sf(abs(t), len(d) - 1))
-    except ImportError:
-        pass
+    r = decide(d[None, :], alpha=1 - level)
     return {"a": a, "b": b, "n_pairs": int(len(d)), "mean_diff": float(d.mean()),
-            "ci_low": float(lo), "ci_high": float(hi), "level": level, "t": float(t),
-            "p_value": p}
+            "ci_low": float(r.low[0]), "ci_high": float(r.high[0]), "level": level,
+            "t": float(r.t[0]), "p_value": float(r.p[0])}

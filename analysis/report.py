@@ -200,16 +200,18 @@ def build_report(study, out=None) -> Path:
     best = summary.best_mask(shown, means) if len(shown) else None
     verdicts = summary.verdicts(df)
     verdicts.to_csv(out / "verdicts.csv", index=False)
+    rule = summary.verdict_note(verdicts)       # the test, the family and what it can call
     verdicts = summary.verdict_display(verdicts)
     figs = _figures(with_derived, curves, out, plots.study_colours(with_derived), study,
                     trials=df)
     layouts = _layout_tables(df, out)
     header = _header(study, df, derived)
     md = [f"# Study `{study.name}`", "", header, "", "## Verdicts", ""]
-    md += [verdicts.to_markdown(index=False, disable_numparse=True) if len(verdicts)
-           else "No pair of methods ran with the same seeds.", ""]
+    md += [verdicts.to_markdown(index=False, disable_numparse=True) + "\n\n" + rule
+           if len(verdicts) else "No pair of methods ran with the same seeds.", ""]
     sections = [("verdicts", "Verdicts", page.styled_table(verdicts, cls="verdicts",
                                                            uid="verdicts")
+                 + f'<p class="note">{html.escape(rule)}</p>'
                  if len(verdicts) else "<p>No pair of methods ran with the same seeds.</p>")]
     if len(shown):
         shown.to_csv(out / "summary.csv", index=False)

@@ -1,5 +1,6 @@
-"""The report's two headline tables as data frames: the verdicts (paired differences with a
-bootstrap CI) and the mean ± std table with human column names, the paper's values beside.
+"""The report's two headline tables as data frames: the verdicts (paired t-tests, Holm within
+a setting, simultaneous t intervals: analysis/verdicts.py) and the mean ± std table with
+human column names, the paper's values beside.
 
 Each returns the frame to show (strings) and what styling needs (numbers, flags), so HTML,
 Markdown and LaTeX are all rendered by pandas from the same frame.
@@ -10,8 +11,9 @@ import math
 
 import pandas as pd
 
-from analysis.aggregate import aggregate, config_keys, paired_difference
+from analysis.aggregate import aggregate, config_keys, paired_diffs
 from analysis.tables import paper_table1, paper_table23
+from analysis.verdicts import ALPHA, MIN_SEEDS, decide, min_called
 from trainables.methods import ELM_FAMILY, base_label
 
 SETTING = ("dataset", "imb_type", "ratio")
@@ -128,9 +130,11 @@ def _pairs(methods: list[str], losses: dict, drws: dict) -> list[tuple[str, str]
     return pairs
 
 
-def verdicts(df: pd.DataFrame, value: str = "final_top1", level: float = 0.95) -> pd.DataFrame:
-    """One row per comparison and setting (numbers): a − b in top-1 points, its seed-paired
-    bootstrap CI, the number of paired seeds, the verdict in words."""
+def verdicts(df: pd.DataFrame, value: str = "final_top1", alpha: float = ALPHA) -> pd.DataFrame:
+    """One row per comparison and setting (numbers): a − b in top-1 points, the paired
+    t-test's p and its Holm adjustment over the setting's comparisons (the family), the
+    simultaneous t interval at the Bonferroni level of the family, the numbers of paired seeds
+    and of comparisons in the family, the verdict in words (the rule: analysis/verdicts.py)."""
     rows = []
     done = df[df["status"] == "terminated"]
     keys = [k for k in SETTING if k in done]
@@ -139,35 +143,78 @@ def verdicts(df: pd.DataFrame, value: str = "final_top1", level: float = 0.95) -
         methods = list(dict.fromkeys(part["method"]))
         losses = dict(zip(part["method"], part["loss"]))
         drws = dict(zip(part["method"], part["drw"].fillna(False).astype(bool)))
-        for a, b in _pairs(methods, losses, drws):
-            try:
-                r = paired_difference(part, a, b, value, level=level)
-            except ValueError:          # no seed ran for both: nothing to compare
-                continue
-            rows.append({"setting": setting_label(*setting) if len(setting) == 3 else "",
-                         "a": a, "b": b, "diff": r["mean_diff"], "ci_low": r["ci_low"],
-                         "ci_high": r["ci_high"], "level": level, "seeds": r["n_pairs"],
-                         "verdict": _word(r)})
+        pairs = [(a, b, paired_diffs(part, a, b, value))
+                 for a, b in _pairs(methods, losses, drws)]
+        pairs = [x for x in pairs if len(x[2])]     # no seed ran for both: nothing to compare
+        if not pairs:
+            continue
+        # [m, n]: one row per comparison, one column per pairing key, NaN where a seed is
+        # missing from a pair
+        grid = pd.concat([d for _, _, d in pairs], axis=1, keys=range(len(pairs)))
+        r = decide(grid.to_numpy(dtype=float).T, alpha)
+        label = setting_label(*setting) if len(setting) == 3 else ""
+        rows += [{"setting": label, "a": a, "b": b, "diff": r.mean[i], "ci_low": r.low[i],
+                  "ci_high": r.high[i], "level": float(r.level), "seeds": int(r.n[i]),
+                  "comparisons": int(r.m), "p": r.p[i], "p_holm": r.p_holm[i],
+                  "verdict": _word(a, b, int(r.n[i]), int(r.sign[i]))}
+                 for i, (a, b, _) in enumerate(pairs)]
     return pd.DataFrame(rows, columns=["setting", "a", "b", "diff", "ci_low", "ci_high",
-                                       "level", "seeds", "verdict"])
+                                       "level", "seeds", "comparisons", "p", "p_holm",
+                                       "verdict"])
 
 
-def _word(r: dict) -> str:
-    if r["n_pairs"] < 3:
+def _word(a: str, b: str, n: int, sign: int) -> str:
+    if n < MIN_SEEDS:
         return "too few seeds to tell"
-    if r["ci_low"] > 0:
-        return f"{r['a']} better"
-    if r["ci_high"] < 0:
-        return f"{r['b']} better"
-    return "no clear difference"
+    return {1: f"{a} better", -1: f"{b} better"}.get(sign, "no clear difference")
+
+
+def _interval(lo, hi, level, m) -> str:
+    if pd.isna(lo):
+        return ""
+    if m == 1:
+        return f", {level * 100:.3g} % CI [{lo:+.1f}, {hi:+.1f}]"
+    family = 1 - (1 - level) * m        # Bonferroni: m intervals at 1 − α/m cover jointly 1 − α
+    return (f", simultaneous {family * 100:.3g} % CI [{lo:+.1f}, {hi:+.1f}] "
+            f"(Bonferroni, {m} comparisons)")
+
+
+def _count(k: int, word: str) -> str:
+    return f"{k} {word}{'s' * (k != 1)}"
+
+
+def _p(p) -> str:
+    return DASH if pd.isna(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def verdict_display(v: pd.DataFrame) -> pd.DataFrame:
     """The verdicts as the report shows them: 'ELM + DRW vs LDAM + DRW' | '+x.x top-1,
-    95 % CI [a, b], n seeds' | verdict (the result column sorts by the difference)."""
+    simultaneous 95 % CI [a, b] (Bonferroni, m comparisons), n seeds' | Holm-adjusted p |
+    verdict (the result column sorts by the difference)."""
     return pd.DataFrame({
         "Setting": v["setting"], "Comparison": v["a"] + " vs " + v["b"],
-        "Result": [f"{d:+.1f} top-1, {lv * 100:g} % CI [{lo:+.1f}, {hi:+.1f}], {n} seeds"
-                   for d, lo, hi, lv, n in zip(v["diff"], v["ci_low"], v["ci_high"],
-                                               v["level"], v["seeds"])],
-        "Verdict": v["verdict"]})
+        "Result": [f"{d:+.1f} top-1{_interval(lo, hi, lv, m)}, {_count(n, 'seed')}"
+                   for d, lo, hi, lv, m, n in zip(v["diff"], v["ci_low"], v["ci_high"],
+                                                  v["level"], v["comparisons"], v["seeds"])],
+        "p (Holm)": [_p(p) for p in v["p_holm"]], "Verdict": v["verdict"]})
+
+
+def verdict_note(v: pd.DataFrame) -> str:
+    """The rule behind the verdict table in words, with the smallest difference each
+    (seeds, comparisons) of the table could have called."""
+    cases = sorted({(int(n), int(m)) for n, m in zip(v["seeds"], v["comparisons"])
+                    if n >= MIN_SEEDS})
+    needs = [(f"{_count(n, 'seed')} and {_count(m, 'comparison')}", f"{min_called(n, m):.1f}")
+             for n, m in cases]
+    reach = (f"With {needs[0][0]} a difference must exceed {needs[0][1]} standard deviations "
+             "of the seed-paired differences to be called"
+             + "".join(f"; with {case}, {need}" for case, need in needs[1:]) + ". "
+             if needs else "")
+    return (f"Each comparison is a two-sided paired t-test on the seed-paired differences "
+            f"(at least {MIN_SEEDS} seeds). The comparisons of one setting form a family: "
+            f"Holm's step-down adjustment over them, a winner only where the adjusted p is "
+            f"below {ALPHA:g}. The interval is the paired t interval at the Bonferroni level "
+            f"1 − {ALPHA:g}/m for the setting's m comparisons (jointly "
+            f"{(1 - ALPHA) * 100:g} %); it excludes 0 only where Holm calls a winner. "
+            f"“No clear difference” means not shown, not shown equal. {reach}"
+            "See docs/statistics.md.")
