@@ -65,24 +65,56 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
-    """Every global RNG as plain types and tensors (loadable with weights_only=True)."""
+def rng_state(device: str | torch.device | None = None) -> dict:
+    """Every global RNG as plain types and tensors (loadable with weights_only=True): python,
+    numpy, torch's CPU generator and, where CUDA is there, the generator of ``device`` only
+    (the current CUDA device for None; none for a non-CUDA device), so that a checkpoint does
+    not depend on how many GPUs the saving process saw."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {"python": _to_lists(random.getstate()), "torch": torch.get_rng_state(),
              "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    index = _cuda_index(device)
+    if index is not None:
+        state["cuda"] = torch.cuda.get_rng_state(index)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: str | torch.device | None = None) -> None:
+    """Restore ``rng_state``'s output. The CUDA entry goes to ``device`` (as rng_state); it is
+    skipped where CUDA is absent (a CUDA checkpoint resumes on a CPU-only machine), and the
+    old format's list of per-GPU states gives the one of this device's index, else the first.
+
+    What a resume then reproduces: the global RNGs exactly. The batch order and augmentation
+    do not draw from them but from the loaders' own generators, reseeded from (seed, epoch).
+    The in-memory datasets' loader (trainables.data.loader) makes its generator on the data's
+    device, so a resume on the same device type (CPU -> CPU, CUDA -> CUDA, any GPU count)
+    draws the same order; CPU and CUDA generators draw different streams from one seed, so a
+    CUDA -> CPU resume goes on with another (equally valid) order and augmentation. The
+    split-list loader (trainables.data.large_scale) draws on the CPU: the same order on any
+    device. Bit-identical training is promised on CPU only."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     torch.set_rng_state(state["torch"])
     kind, keys, pos, has_gauss, gauss_np = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss_np))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    index = _cuda_index(device)
+    if "cuda" in state and index is not None:
+        cuda = state["cuda"]
+        if isinstance(cuda, (list, tuple)):   # torch.cuda.get_rng_state_all(), saved before
+            cuda = cuda[index] if index < len(cuda) else cuda[0]
+        torch.cuda.set_rng_state(cuda, index)
+
+
+def _cuda_index(device) -> int | None:
+    """The index of the CUDA device whose generator a trial's state holds: ``device``'s (the
+    current one if it names none, or for None); None where CUDA is absent or ``device`` is not
+    a CUDA device."""
+    if not torch.cuda.is_available():
+        return None
+    if device is not None and torch.device(device).type != "cuda":
+        return None
+    index = None if device is None else torch.device(device).index
+    return torch.cuda.current_device() if index is None else index
 
 
 def _to_lists(x):
@@ -138,11 +170,10 @@ class Trainer:
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr,
                                          momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                          nesterov=cfg.nesterov)
-        self.forward = self.model
+        self.forward = self.model       # eager; cfg.compile compiles it at the first step
         if dist is not None:   # SyncBN, DDP, global loss state (the saved model stays unwrapped)
             self.model, self.forward = dist.setup(self.model, self.criterion, cfg.sync_bn)
-        if cfg.compile:
-            self.forward = torch.compile(self.forward)   # keeps the model's state_dict keys
+        self._compiled, self._compiled_shape = None, None   # see _train_forward
         self.epoch = 0                  # epochs completed
         self.status = "running"
         self.best = {"best_test_top1": math.nan, "best_epoch": 0}   # NaN until evaluated
@@ -159,6 +190,19 @@ class Trainer:
     def _start_epoch(self, epoch: int) -> float:
         return start_epoch(self, epoch)
 
+    def _train_forward(self, x: torch.Tensor):
+        """The forward of a training step on ``x``. With cfg.compile: ``torch.compile(forward)``
+        for every batch shaped as the first one (the full batch), eager for any other (the
+        last, partial batch), since dynamo would compile again for a new shape. Evaluation
+        runs eager too: eval and inference mode would be one more graph (two with a partial
+        eval batch). Compiled at the first step, not in __init__, so that a subclass that
+        replaces ``forward`` (trainables.decoupled, LWS) is what gets compiled."""
+        if not self.cfg.compile:
+            return self.forward
+        if self._compiled is None:   # self.model stays unwrapped: same state_dict keys
+            self._compiled, self._compiled_shape = torch.compile(self.forward), x.shape
+        return self._compiled if x.shape == self._compiled_shape else self.forward
+
     def train_epoch(self, max_steps: int | None = None) -> dict:
         """One epoch (or its first ``max_steps`` steps, for benchmarks); returns its metrics."""
         epoch = self.epoch
@@ -173,7 +217,7 @@ class Trainer:
             if max_steps is not None and step >= max_steps:
                 break
             with self._autocast():
-                logits, feat = self.forward(x)
+                logits, feat = self._train_forward(x)(x)
                 loss = self.criterion(logits, y, feat)
             backward = loss
             if self.dist is not None:   # this worker's share of the global batch's mean loss
@@ -257,7 +301,7 @@ class Trainer:
                 "status": self.status, "best": dict(self.best),
                 "last_metrics": _plain(self.last_metrics), "history": list(self.history),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "loss": self.criterion.state_dict(), "rng": rng_state(),
+                "loss": self.criterion.state_dict(), "rng": rng_state(self.device),
                 "provenance": provenance()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -265,7 +309,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.criterion.load_state_dict(state["loss"])
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng"], self.device)
         self.epoch, self.status = int(state["epoch"]), state["status"]
         self.best = dict(state["best"])
         self.last_metrics = dict(state.get("last_metrics") or {})

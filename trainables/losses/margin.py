@@ -92,7 +92,9 @@ class MMLDAM(_MarginBase):
             m_i = (self.max_m - self.margins.to(z.dtype)[targets]) if self.ldam else \
                 torch.full_like(z[:, 0], self.max_m)
             if self.faithful:
-                pos = z[:, targets[0]]
+                # column targets[0] for every row, chosen on the device: z[:, targets[0]]
+                # reads the 0-dim index to the host (.item(), a CUDA sync every step)
+                pos = z.index_select(1, targets[:1])[:, 0]
                 neg = (z * (~onehot).to(z.dtype)).max(dim=1).values
             else:
                 pos = z.gather(1, targets[:, None])[:, 0]
