@@ -64,10 +64,11 @@ bench: $(STAMP)
 profile: $(STAMP)
 	$(BIN)/python bench/profile_step.py
 
-# On a machine with a GPU: CUDA-only tests, a short cuda trial per precision, both GPU benches,
-# one summary table, < 10 min (bench/gpu_check.py). Without CUDA it exits 2 with one line.
+# On a machine with a GPU and this venv: bench/gpu_check.py (CUDA tests, a trial per
+# precision, correctness, the benches, one summary table, < 6 min). A lent machine without
+# the venv runs `python3 bench/gpu_check.py --out DIR` itself (README). No CUDA: exit 2.
 gpu-check: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python bench/gpu_check.py
+	$(BIN)/python bench/gpu_check.py --out bench/out/gpu-check
 
 # JupyterLab on analysis/notebooks, listening on 127.0.0.1 only, with token auth (open the
 # printed http://127.0.0.1:PORT/lab?token=... URL). The study to analyse: ELM_STUDY=results/NAME.

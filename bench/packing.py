@@ -18,6 +18,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import queue
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _cli  # noqa: E402
 
+BARRIER_S = 600        # the slowest child's start-up and warm-up, at most
 LOSSES = ({"loss": "elm", "lam": 0.5, "drw": True}, {"loss": "ldam", "drw": True},
           {"loss": "ce", "drw": True})
 
@@ -74,7 +76,7 @@ def _worker(role, cfgs, threads, steps, warmup, start, out):
         trainer.train_epoch(max_steps=warmup)     # oneDNN / cudnn choose their kernels
     if cuda:
         torch.cuda.synchronize(device)
-    start.wait()                                  # the K trials time the same interval
+    start.wait(timeout=BARRIER_S)                 # the K trials time the same interval
     t = time.perf_counter()
     trainer.train_epoch(max_steps=steps)
     if cuda:
@@ -84,18 +86,31 @@ def _worker(role, cfgs, threads, steps, warmup, start, out):
     out.put((len(cfgs) * steps * cfgs[0].batch_size / dt, mem))
 
 
-def run(role: str, cfgs: list, threads: int | None, steps: int, warmup: int) -> dict:
-    """Aggregate images/s (and GPU GiB) of one pack process, or of len(cfgs) trial processes."""
+def run(role: str, cfgs: list, threads: int | None, steps: int, warmup: int,
+        timeout_s: float) -> dict:
+    """Aggregate images/s (and GPU GiB) of one pack process, or of len(cfgs) trial processes.
+    Every wait is bounded: a child that dies (out of memory, a CUDA error) breaks the barrier
+    or leaves the queue empty, and the others are killed instead of waiting forever; the
+    children are daemons, so they end with this process."""
     ctx = mp.get_context("spawn")
     groups = [cfgs] if role == "pack" else [[c] for c in cfgs]
     start, out = ctx.Barrier(len(groups)), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(role, g, threads, steps, warmup, start, out))
-             for g in groups]
+    procs = [ctx.Process(target=_worker, args=(role, g, threads, steps, warmup, start, out),
+                         daemon=True) for g in groups]
     for pr in procs:
         pr.start()
-    got = [out.get() for _ in procs]
-    for pr in procs:
-        pr.join()
+    deadline = time.monotonic() + timeout_s
+    try:
+        got = [out.get(timeout=max(1.0, deadline - time.monotonic())) for _ in procs]
+    except queue.Empty:
+        dead = [pr.exitcode for pr in procs if pr.exitcode not in (None, 0)]
+        raise RuntimeError(f"{role} of {len(cfgs)}: no result within {timeout_s:.0f} s"
+                           + (f" (a process exited with {dead[0]})" if dead else "")) from None
+    finally:
+        for pr in procs:
+            pr.join(timeout=10)
+            if pr.is_alive():
+                pr.kill()
     mems = [m for _, m in got if m is not None]
     return {"images_per_s": sum(r for r, _ in got), "per_process": [r for r, _ in got],
             "gpu_gib": sum(mems) if mems else None}
@@ -142,6 +157,8 @@ def main(argv=None) -> int:
     p.add_argument("--variant", type=_one_variant, default=None,
                    help="fp32 or bf16, +channels_last (default: bf16+channels_last on CUDA, "
                         "fp32+channels_last on CPU)")
+    p.add_argument("--timeout-s", type=_cli.int_at_least(1), default=300,
+                   help="the longest one measurement (K processes or one pack) may take")
     p.add_argument("--json", help="write the results here as JSON")
     args = p.parse_args(argv)
     device = _cli.device(p, args.device)
@@ -161,9 +178,16 @@ def main(argv=None) -> int:
     for k in sorted({1, *args.ks}):   # K=1 alone is the baseline, always measured
         cfgs = configs(k, str(device), variant, args.batch_size)
         threads = None if cuda else max(1, cores // k)
-        rows[k] = {"separate": run("trial", cfgs, threads, args.steps, args.warmup),
-                   "pack": run("pack", cfgs, None, args.steps, args.warmup)}
-        print(f"K={k} measured", flush=True)
+        rows[k] = {"separate": run("trial", cfgs, threads, args.steps, args.warmup,
+                                   args.timeout_s),
+                   "pack": run("pack", cfgs, None, args.steps, args.warmup, args.timeout_s)}
+        r = rows[k]
+        print(f"K={k} measured: separate {r['separate']['images_per_s']:.0f} img/s, pack "
+              f"{r['pack']['images_per_s']:.0f} img/s" + (
+                  f", GiB {r['separate']['gpu_gib']:.2f} / {r['pack']['gpu_gib']:.2f}"
+                  if cuda else ""), flush=True)
+        if args.json:                 # saved as it goes: a kill at a limit keeps the Ks done
+            Path(args.json).write_text(json.dumps({"variant": variant, "rows": rows}))
     base = rows[1]["separate"]["images_per_s"]
     print(table(rows, cuda))
     out = {"machine": machine, "variant": variant, "batch_size": args.batch_size,

@@ -201,29 +201,33 @@ def main(argv=None) -> int:
     print(f"# {machine}\n# {args.steps} steps x {args.reps} reps (median), batch 128, "
           f"warm-up {args.warmup} steps; eval {args.eval_images} images", flush=True)
     data = fake_cifar10_lt()
-    rows = {}
-    t_ips, e_ips = measure(*baseline(data, device, args.steps, args.warmup, args.workers),
-                           device, args.steps, args.warmup, args.reps, args.eval_images)
-    rows["baseline"] = {"train_images_per_s": t_ips, "eval_images_per_s": e_ips}
-    for variant in args.variants:
-        t, e = measure(*engine(data, device, variant), device, args.steps, args.warmup,
-                       args.reps, args.eval_images)
-        rows[f"engine {variant}"] = {"train_images_per_s": t, "eval_images_per_s": e}
-    base = rows["baseline"]["train_images_per_s"]
-    print(f"\n{'variant':40s} {'train img/s':>12s} {'eval img/s':>11s} {'ratio':>6s} "
-          f"{'200-ep trial':>13s}")
-    for name, r in rows.items():
-        r["train_ratio_vs_baseline"] = r["train_images_per_s"] / base
-        r["projected_200_epoch_trial_s"] = projected_trial_s(r["train_images_per_s"],
-                                                             r["eval_images_per_s"])
-        print(f"{name:40s} {r['train_images_per_s']:12.0f} {r['eval_images_per_s']:11.0f} "
-              f"{r['train_ratio_vs_baseline']:5.2f}x {r['projected_200_epoch_trial_s'] / 60:10.1f}"
-              " min")
+    rows, base = {}, None
     out = {"machine": machine, "steps": args.steps, "reps": args.reps, "variants": rows}
+    print(f"\n{'variant':40s} {'train img/s':>12s} {'eval img/s':>11s} {'ratio':>6s} "
+          f"{'200-ep trial':>13s}", flush=True)
+    # Each row printed and saved as soon as it is measured, and a failing variant is one row:
+    # a run killed at its time limit or broken by one variant keeps every other number.
+    todo = [("baseline", lambda: baseline(data, device, args.steps, args.warmup, args.workers))]
+    todo += [(f"engine {v}", lambda v=v: engine(data, device, v)) for v in args.variants]
+    for name, build in todo:
+        try:
+            t, e = measure(*build(), device, args.steps, args.warmup, args.reps,
+                           args.eval_images)
+        except Exception as err:          # noqa: BLE001 -- reported as the row, run goes on
+            rows[name] = {"error": f"{type(err).__name__}: {err}"[:300]}
+            print(f"{name:40s} FAILED {rows[name]['error']}", flush=True)
+        else:
+            base = t if name == "baseline" else base
+            ratio = t / base if base else float("nan")     # nan: the baseline failed
+            rows[name] = {"train_images_per_s": t, "eval_images_per_s": e,
+                          "train_ratio_vs_baseline": ratio,
+                          "projected_200_epoch_trial_s": projected_trial_s(t, e)}
+            print(f"{name:40s} {t:12.0f} {e:11.0f} {ratio:5.2f}x "
+                  f"{rows[name]['projected_200_epoch_trial_s'] / 60:10.1f} min", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
     print("\n" + json.dumps(out))
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
-    return 0
+    return 0 if all("error" not in r for r in rows.values()) else 1
 
 
 if __name__ == "__main__":
