@@ -270,6 +270,8 @@ def cmd_run(args, console: ConsoleOptions) -> int:
         print(plan.headline, flush=True)
     if args.dry_run:
         print(describe(plan.space, samples=5, path=plan.run_dir, full=False))
+        from study.placement import asks_line
+        print(asks_line(plan.options))
         if plan.options.pack > 1:
             from study.packs import pack_lines
             print("\n".join(pack_lines(plan.space, plan.options.pack)))

@@ -177,6 +177,7 @@ def fit_study(space, path: str, meta: dict, *, address: str = "local", dashboard
     try:
         resources = trial_resources(RunOptions.from_meta(meta), ray_cluster,
                                     local=address == "local")
+        refuse_gpus_torch_cannot_use(resources)
         meta = {**meta, "resources": resources, "started_at": time.time()}
         if meta.get("runs"):
             meta["runs"][-1]["resources"] = resources
@@ -191,6 +192,24 @@ def fit_study(space, path: str, meta: dict, *, address: str = "local", dashboard
     finally:
         ray.shutdown()
     return report(path, meta)
+
+
+def refuse_gpus_torch_cannot_use(resources: dict) -> None:
+    """Trials that will hold GPUs, where Ray says this node (the driver's) has GPUs that this
+    torch cannot use: refused before anything is launched (each trial would refuse too, one by
+    one: trainables.devices). Another node's GPUs are its own torch's to judge."""
+    import ray
+    if not resources.get("gpu"):
+        return
+    here = ray.get_runtime_context().get_node_id()
+    gpus = next((n.get("Resources", {}).get("GPU", 0) for n in ray.nodes()
+                 if n.get("NodeID") == here), 0)
+    if gpus:
+        from trainables.devices import FIX, cuda_unusable_reason
+        reason = cuda_unusable_reason()
+        if reason:
+            raise StudyError(f"Ray sees {gpus:g} GPU(s) on this node and each trial asks for "
+                             f"{resources['gpu']:g}, but {reason}. Fix: {FIX}")
 
 
 def _say_pack(options: RunOptions, cluster: dict, space) -> None:

@@ -36,6 +36,21 @@ def trial_resources(options: RunOptions, have: dict) -> dict:
     return {"cpu": options.cpus_per_trial, "gpu": gpu}
 
 
+def asks_line(options: RunOptions) -> str:
+    """What each trial will ask of a cluster, for a dry run (planning for GPUs elsewhere)."""
+    gpu = options.gpus_per_trial
+    if options.workers_per_trial > 1:
+        each = (f"{options.workers_per_trial} workers × ({options.cpus_per_trial:g} CPU + "
+                f"{1 if gpu is None else gpu:g} GPU where the cluster has GPUs) + "
+                f"{driver_cpus():g} CPU for the Train driver")
+    else:
+        each = f"{options.cpus_per_trial:g} CPU + " + (
+            f"{DEFAULT_GPU_FRACTION:g} GPU where the cluster has GPUs (none where it has none)"
+            if gpu is None else f"{gpu:g} GPU")
+    pack = f" (a pack of up to {options.pack} trials asks as one)" if options.pack > 1 else ""
+    return f"# each trial asks the cluster for {each}{pack}"
+
+
 def trial_needs(options: RunOptions, have: dict) -> tuple[float, float, str]:
     """(CPUs, GPUs, how the CPUs add up) that one whole trial holds at once."""
     res, n = trial_resources(options, have), options.workers_per_trial

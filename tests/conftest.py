@@ -44,11 +44,14 @@ os.environ.pop("RAY_AUTH_TOKEN", None)            # a user's exported token woul
 os.environ["RAY_TMPDIR"] = _run_state("r")                # not /tmp/ray
 # Caches and configs that default to the home folder or a fixed /tmp path: matplotlib's font
 # cache, torch.compile's inductor and Triton caches, Jupyter's runtime and IPython's profile,
-# and what honours XDG (chromium's profile and cache, pip, fontconfig).
+# npm's cache and logs (JupyterLab's language-server extension runs `npm prefix -g` when the
+# notebook server starts: seen as ~/.npm/_logs in a fresh HOME), and what honours XDG
+# (chromium's profile and cache, pip, fontconfig).
 for var, name in [("MPLCONFIGDIR", "matplotlib"), ("TORCHINDUCTOR_CACHE_DIR", "inductor"),
                   ("TRITON_CACHE_DIR", "triton"), ("JUPYTER_CONFIG_DIR", "jupyter/config"),
                   ("JUPYTER_DATA_DIR", "jupyter/data"), ("JUPYTER_RUNTIME_DIR", "jupyter/run"),
-                  ("IPYTHONDIR", "ipython"), ("XDG_CACHE_HOME", "xdg/cache"),
+                  ("IPYTHONDIR", "ipython"), ("npm_config_cache", "npm"),
+                  ("XDG_CACHE_HOME", "xdg/cache"),
                   ("XDG_CONFIG_HOME", "xdg/config"), ("XDG_DATA_HOME", "xdg/data"),
                   ("XDG_STATE_HOME", "xdg/state")]:
     os.environ[var] = _run_state(name)

@@ -66,12 +66,13 @@ def _started(cmd: list[str], env: dict, sids: set) -> None:
     assert p.returncode == 0, out
 
 
-def start_head(tmp: str, sids: set, *, num_cpus: int, dashboard: bool = False) -> dict:
+def start_head(tmp: str, sids: set, *, num_cpus: int, dashboard: bool = False,
+               num_gpus: int = 0) -> dict:
     """A head node on 127.0.0.1; returns its address, dashboard URL (if any) and env."""
     env = cluster_env()
     port, dash = free_port(), free_port()
     cmd = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-           "--num-cpus", str(num_cpus), "--num-gpus", "0", "--temp-dir", f"{tmp}/head",
+           "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus), "--temp-dir", f"{tmp}/head",
            "--disable-usage-stats", *agent_ports()]
     cmd += (["--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
              "--dashboard-port", str(dash)] if dashboard else ["--include-dashboard", "false"])

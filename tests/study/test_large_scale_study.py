@@ -19,7 +19,9 @@ def test_table3_study_runs_end_to_end_and_reports_top135(places_tree, tmp_path, 
         [sys.executable, "-m", "study", "run", "table3", "--storage", str(tmp_path),
          "--name", "t3", "--set", f"data_root={places_tree}", "--set", "epochs=1",
          "--set", "image_size=32", "--set", "batch_size=128", "--set",
-         "eval_batch_size=128", "--set", "num_workers=0", *shared_ray["args"]],
+         "eval_batch_size=128", "--set", "num_workers=0",
+         "--gpus-per-trial", "0",            # table3 asks a whole GPU per trial; no GPU here
+         *shared_ray["args"]],
         env=shared_ray["env"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     df = load_study(tmp_path / "t3")

@@ -46,7 +46,11 @@ def train_pack(config: dict, member_dirname=_default_dirname) -> None:
     """Tune entry point for a pack (dispatch.trainable_for(..., pack=K)). ``member_dirname``
     (config, member trial id) -> folder name: the study's trial-folder convention
     (study.launcher.member_dirname), so members are named as unpacked trials are."""
+    import ray
     from ray import tune
+
+    from trainables.devices import refuse_unusable_gpus
+    refuse_unusable_gpus(ray.get_gpu_ids())    # a GPU torch cannot use: say so, not train on CPU
     pack_id = _trial_id()
     pack, cfgs, folders, statics = _open_pack(config, pack_id, member_dirname)
     gauges = [trial_gauges(cfg, s["method"], s["trial_id"]) for cfg, s in zip(cfgs, statics)]

@@ -39,6 +39,10 @@ def train_trial(config: dict) -> None:
     """Tune entry point. ``config`` follows the search-space convention (base/method/axes)."""
     from ray import tune
 
+    import ray
+
+    from trainables.devices import refuse_unusable_gpus
+    refuse_unusable_gpus(ray.get_gpu_ids())    # a GPU torch cannot use: say so, not train on CPU
     cfg = TrialConfig.from_dict(flatten_trial(config))
     if cfg.workers_per_trial > 1:   # the dispatcher gives those the Ray Train driver
         raise ValueError(f"workers_per_trial={cfg.workers_per_trial} reached the single-process "
