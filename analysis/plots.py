@@ -161,12 +161,21 @@ def shot_groups(df: pd.DataFrame, out, colours=None) -> Path:
     return style.save(fig, out)
 
 
+def curve_metrics(curves: pd.DataFrame, metrics=("test_top1", "train_loss")) -> list[str]:
+    """The metrics that have a curve: measured at two epochs or more in some trial. A test
+    evaluated once per trial (eval_every = epochs) is a point, not a curve: no panel for it."""
+    c = curves[curves["metric"].isin(metrics)]
+    epochs = c.groupby(["metric", "trial_id"])["epoch"].nunique().groupby("metric").max()
+    return [m for m in metrics if epochs.get(m, 0) >= 2]
+
+
 def learning_curves(curves: pd.DataFrame, df: pd.DataFrame, out,
                     metric=("test_top1", "train_loss"), colours=None) -> Path:
     """Per-epoch curves, mean with a ± std band over seeds, one line per method; one panel
-    per metric (test accuracy exists only at evaluated epochs, train loss at every epoch)."""
+    per metric that has a curve (curve_metrics: test accuracy exists only at evaluated
+    epochs, train loss at every epoch)."""
     metrics = [metric] if isinstance(metric, str) else list(metric)
-    metrics = [m for m in metrics if (curves["metric"] == m).any()] or metrics[:1]
+    metrics = curve_metrics(curves, metrics) or metrics[:1]
     colours = colours or study_colours(df)
     names = {"test_top1": "test top-1 (%)", "train_loss": "training loss"}
     fig, axes = style.figure(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)

@@ -29,6 +29,11 @@ CAPTIONS = {
                     "top-1; a flat map means the result does not depend on them.",
     "curves": "Did every method converge? Look for the jump in test top-1 when DRW starts "
               "and for curves still rising at the last epoch (too short a schedule).",
+    "curves_train": "Did training settle? The training loss per epoch (mean ± std over "
+                    "seeds). Test top-1 was evaluated once per trial (eval_every), so it has "
+                    "no curve here: its numbers are in the tables. A loss still falling at "
+                    "the last epoch means too short a schedule; a step down where the LR "
+                    "decays and DRW starts is expected.",
     "per_class": "Where does the gain come from? Classes run from the most to the fewest "
                  "training images; a margin loss should lift the right-hand (tail) classes "
                  "without losing the head ones.",
@@ -115,9 +120,11 @@ def _figures(df, curves, out, colours, study, trials=None) -> list[tuple[str, Pa
     if col("max_m").nunique() > 1 and col("s").nunique() > 1:
         figs.append(("Largest margin M × scale s", plots.margin_scale_heatmap(
             df, out / "margin_scale")))
-    if len(curves):
-        figs.append(("Learning curves", plots.learning_curves(curves, df, out / "curves",
-                                                              colours=colours)))
+    drawn = plots.curve_metrics(curves) if len(curves) else []
+    if drawn:     # "curves_train": test top-1 was evaluated once a trial, so only the loss
+        stem = "curves" if "test_top1" in drawn else "curves_train"
+        figs.append(("Learning curves", plots.learning_curves(curves, df, out / stem,
+                                                              metric=drawn, colours=colours)))
     if "test_per_class" in df and df["test_per_class"].notna().any():
         figs.append(("Per-class accuracy by class size",
                      plots.per_class_vs_size(df, out / "per_class", colours=colours)))
@@ -201,6 +208,7 @@ def build_report(study, out=None) -> Path:
     verdicts = summary.verdicts(df)
     verdicts.to_csv(out / "verdicts.csv", index=False)
     rule = summary.verdict_note(verdicts)       # the test, the family and what it can call
+    against = summary.reversals(df)             # the paper's every-setting orderings, reversed
     verdicts = summary.verdict_display(verdicts)
     figs = _figures(with_derived, curves, out, plots.study_colours(with_derived), study,
                     trials=df)
@@ -209,10 +217,15 @@ def build_report(study, out=None) -> Path:
     md = [f"# Study `{study.name}`", "", header, "", "## Verdicts", ""]
     md += [verdicts.to_markdown(index=False, disable_numparse=True) + "\n\n" + rule
            if len(verdicts) else "No pair of methods ran with the same seeds.", ""]
+    if against:
+        md += ["**Against the paper.** " + " ".join(against), ""]
+    against_html = ('<p class="note against"><b>Against the paper.</b> '
+                    + html.escape(" ".join(against)) + "</p>") if against else ""
     sections = [("verdicts", "Verdicts", page.styled_table(verdicts, cls="verdicts",
                                                            uid="verdicts")
-                 + f'<p class="note">{html.escape(rule)}</p>'
-                 if len(verdicts) else "<p>No pair of methods ran with the same seeds.</p>")]
+                 + f'<p class="note">{html.escape(rule)}</p>' + against_html
+                 if len(verdicts) else "<p>No pair of methods ran with the same seeds.</p>"
+                 + against_html)]
     if len(shown):
         shown.to_csv(out / "summary.csv", index=False)
         (out / "summary.tex").write_text(_summary_latex(

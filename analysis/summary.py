@@ -218,3 +218,53 @@ def verdict_note(v: pd.DataFrame) -> str:
             f"{(1 - ALPHA) * 100:g} %); it excludes 0 only where Holm calls a winner. "
             f"“No clear difference” means not shown, not shown equal. {reach}"
             "See docs/statistics.md.")
+
+
+# =========================================================================================
+# against the paper: orderings it reports in every setting, reversed here
+# =========================================================================================
+def paper_orderings() -> list[tuple[str, str, int]]:
+    """(a, b, settings): pairs of the paper's Table I baselines (no ELM-family method) where
+    a's mean is above b's in every one of the ``settings`` the paper reports both in."""
+    t1 = paper_table1()
+    t1 = t1[~t1["method"].str.startswith("ELM")]
+    wide = t1.pivot_table(index=["dataset", "imb_type", "ratio"], columns="method",
+                          values="paper_mean")
+    out = []
+    for a in wide.columns:
+        for b in wide.columns:
+            both = wide[[a, b]].dropna()
+            if a != b and len(both) > 1 and (both[a] > both[b]).all():
+                out.append((a, b, len(both)))
+    return out
+
+
+def reversals(df: pd.DataFrame, value: str = "final_top1", alpha: float = ALPHA) -> list[str]:
+    """One sentence per ordering the paper reports in every setting that this study's mean
+    reverses, judged by the verdicts' test: the paired t-test, Holm over the reversal checks
+    of one setting (their own family). Empty when no such pair ran or none is reversed."""
+    done = df[df["status"] == "terminated"]
+    keys = [k for k in SETTING if k in done]
+    orderings = paper_orderings()
+    lines = []
+    for setting, part in (done.groupby(keys, sort=False) if keys else [((), done)]):
+        setting = setting if isinstance(setting, tuple) else (setting,)
+        methods = set(part["method"])
+        checks = [(a, b, k, paired_diffs(part, a, b, value)) for a, b, k in orderings
+                  if a in methods and b in methods]
+        checks = [c for c in checks if len(c[3])]
+        if not checks:
+            continue
+        grid = pd.concat([d for *_, d in checks], axis=1, keys=range(len(checks)))
+        r = decide(grid.to_numpy(dtype=float).T, alpha)
+        where = setting_label(*setting) if len(setting) == 3 else "this study"
+        for i, (a, b, k, _) in enumerate(checks):
+            if not r.mean[i] < 0:
+                continue
+            judged = (f"called by the test (Holm p {_p(r.p_holm[i])})" if r.sign[i] < 0 else
+                      f"not called by the test (Holm p {_p(r.p_holm[i])}): it may be noise")
+            lines.append(f"{where}: {a} is below {b} by {-r.mean[i]:.1f} top-1 over "
+                         f"{_count(int(r.n[i]), 'paired seed')}, {judged}; the paper has "
+                         f"{a} above {b} in all {k} settings of its Table I where both ran.")
+    return lines
+
