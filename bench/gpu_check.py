@@ -247,6 +247,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="a subset for a second try (~2.5 min)")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (the CPU rehearsal)")
     p.add_argument("--budget-s", type=float, default=330, help="the whole run's time limit")
+    p.add_argument("--only", help="comma-separated parts of step names: run just those "
+                                  "(e.g. a second try of what failed: --only packs,graph)")
     p.add_argument("--hang-step", help=argparse.SUPPRESS)       # tests only
     args = p.parse_args(argv)
     import torch
@@ -262,7 +264,13 @@ def main(argv=None) -> int:
            f"{sys.version.split()[0]}; budget {args.budget_s:.0f} s; out {out}"
     print(head, flush=True)
     deadline, records = time.monotonic() + args.budget_s, []
-    for i, step in enumerate(plan(out, args.device, args.quick, args.tiny)):
+    steps = plan(out, args.device, args.quick, args.tiny)
+    if args.only:
+        wanted = [w.strip().lower() for w in args.only.split(",") if w.strip()]
+        steps = [st for st in steps if any(w in st.name.lower() for w in wanted)]
+        if not steps:
+            p.error(f"argument --only: {args.only!r} names no step")
+    for i, step in enumerate(steps):
         if args.hang_step and args.hang_step.lower() in step.name.lower():
             hang_instead(step, out)
         left = deadline - time.monotonic()
