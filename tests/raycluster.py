@@ -120,10 +120,12 @@ def stop(sids) -> None:
             pass
 
 
-def sigkill_driver_when(cmd: list[str], env: dict, cwd, ready, timeout: float = 240):
+def sigkill_driver_when(cmd: list[str], env: dict, cwd, ready, timeout: float = 240,
+                        settle: float = 0.0):
     """Starts a study driver and SIGKILLs it (the driver only: its job's actors go with it)
-    as soon as ``ready()`` returns a truthy state, polled every 0.2 s, or at ``timeout``.
-    Returns the last state, so the test can assert the kill came at the moment it meant."""
+    as soon as ``ready()`` returns a truthy state, polled every 0.2 s, or at ``timeout``,
+    ``settle`` seconds after that state was seen. Returns the last state, so the test can
+    assert the kill came at the moment it meant."""
     driver = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     state, deadline = None, time.time() + timeout
@@ -131,6 +133,7 @@ def sigkill_driver_when(cmd: list[str], env: dict, cwd, ready, timeout: float = 
         while time.time() < deadline:
             state = ready()
             if state:
+                time.sleep(settle)
                 break
             time.sleep(0.2)
     finally:
