@@ -32,8 +32,9 @@ CAPTIONS = {
     "curves_train": "Did training settle? The training loss per epoch (mean ± std over "
                     "seeds). Test top-1 was evaluated once per trial (eval_every), so it has "
                     "no curve here: its numbers are in the tables. A loss still falling at "
-                    "the last epoch means too short a schedule; a step down where the LR "
-                    "decays and DRW starts is expected.",
+                    "the last epoch means too short a schedule; a step where the LR decays "
+                    "and DRW starts is expected (re-weighting towards the tail classes can "
+                    "raise the loss).",
     "per_class": "Where does the gain come from? Classes run from the most to the fewest "
                  "training images; a margin loss should lift the right-hand (tail) classes "
                  "without losing the head ones.",
