@@ -227,13 +227,16 @@ def _say_pack(options: RunOptions, cluster: dict, space) -> None:
 
 def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
     """(run entry, experiment folder) of every run that has an unfinished trial or never
-    recorded its trials; refuses runs that Tune cannot restore."""
+    recorded its trials; refuses runs that Tune cannot restore, and runs with an unfinished
+    trial whose config no longer builds (data that cannot exist, in a folder written before
+    that was checked; a field since removed): it would only fail again, attempt after
+    attempt."""
     from ray import tune
 
     from trainables.results import study_trials
     runs = meta.get("runs") or [{"run": 1, "dir": ".", "resources": meta.get("resources")}]
     trials = study_trials(path)
-    todo = []
+    todo, stuck = [], []
     for r in runs:
         mine = [t for t in trials if t["run"] == r["run"]]
         if mine and all(t["status"] in FINISHED for t in mine) and len(mine) >= r.get(
@@ -243,27 +246,24 @@ def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
         if not tune.Tuner.can_restore(str(exp)):
             raise StudyError(f"{exp} has no Ray Tune experiment state to resume from (did run "
                              f"{r['run']} start?); run the study again with --force")
+        stuck += [(t, e) for t in mine if t["status"] not in FINISHED
+                  for e in [_build_error(t["config"])] if e]
         todo.append((r, exp))
-    return todo
-
-
-def refuse_unbuildable(path: Path, runs: list[int]) -> None:
-    """Before Ray starts: an unfinished trial of a run to resume whose config no longer builds
-    (data that cannot exist, in a folder written before that was checked; a field since
-    removed) would only fail again, attempt after attempt. StudyError names the first."""
-    from trainables.config import TrialConfig
-    from trainables.results import study_trials
-    stuck = []
-    for t in study_trials(path, damage=[]):
-        if t["run"] in runs and t["status"] not in FINISHED:
-            try:
-                TrialConfig.from_dict(t["config"])
-            except ValueError as e:
-                stuck.append((t, e))
     if stuck:
         t, e = stuck[0]
         raise StudyError(f"{path}: {len(stuck)} unfinished trial(s) cannot run as they are "
                          f"and would fail again; {t['trial_dir'].name}: {e}")
+    return todo
+
+
+def _build_error(config: dict) -> ValueError | None:
+    """Why a trial's recorded config no longer builds a TrialConfig, or None."""
+    from trainables.config import TrialConfig
+    try:
+        TrialConfig.from_dict(config)
+    except ValueError as e:
+        return e
+    return None
 
 
 def _check_resumed(options: RunOptions, resources: dict, have: dict, local: bool) -> None:
@@ -291,7 +291,6 @@ def resume_study(path: Path, meta: dict, *, cluster: ClusterOptions = ClusterOpt
     from study.progress import watch_restored
     from trainables.ray_layer.dispatch import trainable_for
     todo = runs_to_resume(Path(path), meta)
-    refuse_unbuildable(Path(path), [run["run"] for run, _ in todo])
     if not todo:
         print(f"study {meta['name']}: every trial of every run is finished; nothing to resume")
         return report(path, meta)
