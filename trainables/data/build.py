@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainables.data.imbalance import class_counts, split_validation, subsample_indices
+from trainables.data.imbalance import split_validation, subsample_indices
 from trainables.data.loader import DeviceLoader
-from trainables.data.registry import DataSizeError, DatasetInfo, get_dataset
+from trainables.data.registry import (DataSizeError, DatasetInfo, get_dataset,
+                                      requested_counts)
 
 _RAW_CACHE: dict = {}   # Ray reuses worker processes: 480 trials must not re-read the files
 
@@ -59,8 +60,7 @@ def build_data(cfg, device):
     if info.kind == "files":
         return build_file_data(cfg, info)
     raw = read_raw(info, cfg.data_root, cfg.download)
-    img_max = cfg.img_max if cfg.img_max is not None else info.img_max
-    counts = class_counts(info.num_classes, img_max, cfg.imb_type, cfg.ratio)
+    counts = requested_counts(cfg, info)
     idx = subsample_indices(raw.train_y, counts, cfg.data_seed)
     train_idx, val_idx = split_validation(idx, raw.train_y, cfg.val_fraction, cfg.data_seed)
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)   # noqa: E731

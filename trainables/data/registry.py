@@ -66,9 +66,12 @@ class DataSizeError(ValueError):
     a class left with none (no margin, class weight or logit adjustment is defined then)."""
 
 
-def data_setting(dataset: str, img_max, ratio: float, imb_type: str) -> str:
-    """The words every data-size refusal starts with, before or after the data is read."""
-    return f"dataset {dataset}, img_max {img_max}, ratio {ratio:g}, imb_type {imb_type}"
+def requested_counts(cfg, info: DatasetInfo) -> list[int]:
+    """Images per class the imbalance profile asks of the balanced source, before the hold-out
+    (class 0, the head, asks img_max: the config's, else the dataset's)."""
+    from trainables.data.imbalance import class_counts
+    img_max = cfg.img_max if cfg.img_max is not None else info.img_max
+    return class_counts(info.num_classes, img_max, cfg.imb_type, cfg.ratio)
 
 
 def training_counts(cfg) -> list[int] | None:
@@ -78,13 +81,13 @@ def training_counts(cfg) -> list[int] | None:
     datasets, whose counts are the train list's (checked with the same words when it is read).
     Raises DataSizeError naming the dataset, img_max, ratio, imb_type and the first class at
     fault."""
-    from trainables.data.imbalance import class_counts, holdout_size
+    from trainables.data.imbalance import holdout_size
     info = get_dataset(cfg.dataset)
     if not info.train_per_class:
         return None
-    img_max = cfg.img_max if cfg.img_max is not None else info.img_max
-    counts = class_counts(info.num_classes, img_max, cfg.imb_type, cfg.ratio)
-    where = data_setting(cfg.dataset, img_max, cfg.ratio, cfg.imb_type)
+    counts = requested_counts(cfg, info)
+    where = (f"dataset {cfg.dataset}, img_max {counts[0]}, ratio {cfg.ratio:g}, imb_type "
+             f"{cfg.imb_type}")
     if counts[0] > info.train_per_class:     # class 0 is the head: it asks for the most
         raise DataSizeError(f"{where}: class 0 has {info.train_per_class} training images, "
                             f"{counts[0]} requested (img_max at most {info.train_per_class} "
