@@ -130,34 +130,45 @@ def _pairs(methods: list[str], losses: dict, drws: dict) -> list[tuple[str, str]
     return pairs
 
 
+def _families(df: pd.DataFrame, comparisons, value: str, alpha: float):
+    """The one family rule of the verdicts and of the reversals: per setting (dataset ×
+    imb_type × ratio) of the terminated trials, the comparisons ``comparisons(part)`` gives
+    ((a, b, ...) tuples) that have paired seeds, decided together (analysis/verdicts.py).
+    Yields (setting label, or None without a full setting; those comparisons; Decision)."""
+    done = df[df["status"] == "terminated"]
+    keys = [k for k in SETTING if k in done]
+    for setting, part in (done.groupby(keys, sort=False) if keys else [((), done)]):
+        setting = setting if isinstance(setting, tuple) else (setting,)
+        pairs = [(c, paired_diffs(part, c[0], c[1], value)) for c in comparisons(part)]
+        pairs = [(c, d) for c, d in pairs if len(d)]   # no seed ran for both: nothing to test
+        if not pairs:
+            continue
+        # [m, n]: one row per comparison, one column per pairing key, NaN where a seed is
+        # missing from a pair
+        grid = pd.concat([d for _, d in pairs], axis=1, keys=range(len(pairs)))
+        yield (setting_label(*setting) if len(setting) == 3 else None, [c for c, _ in pairs],
+               decide(grid.to_numpy(dtype=float).T, alpha))
+
+
+def _method_pairs(part: pd.DataFrame) -> list[tuple[str, str]]:
+    methods = list(dict.fromkeys(part["method"]))
+    losses = dict(zip(part["method"], part["loss"]))
+    drws = dict(zip(part["method"], part["drw"].fillna(False).astype(bool)))
+    return _pairs(methods, losses, drws)
+
+
 def verdicts(df: pd.DataFrame, value: str = "final_top1", alpha: float = ALPHA) -> pd.DataFrame:
     """One row per comparison and setting (numbers): a − b in top-1 points, the paired
     t-test's p and its Holm adjustment over the setting's comparisons (the family), the
     simultaneous t interval at the Bonferroni level of the family, the numbers of paired seeds
     and of comparisons in the family, the verdict in words (the rule: analysis/verdicts.py)."""
     rows = []
-    done = df[df["status"] == "terminated"]
-    keys = [k for k in SETTING if k in done]
-    for setting, part in (done.groupby(keys, sort=False) if keys else [((), done)]):
-        setting = setting if isinstance(setting, tuple) else (setting,)
-        methods = list(dict.fromkeys(part["method"]))
-        losses = dict(zip(part["method"], part["loss"]))
-        drws = dict(zip(part["method"], part["drw"].fillna(False).astype(bool)))
-        pairs = [(a, b, paired_diffs(part, a, b, value))
-                 for a, b in _pairs(methods, losses, drws)]
-        pairs = [x for x in pairs if len(x[2])]     # no seed ran for both: nothing to compare
-        if not pairs:
-            continue
-        # [m, n]: one row per comparison, one column per pairing key, NaN where a seed is
-        # missing from a pair
-        grid = pd.concat([d for _, _, d in pairs], axis=1, keys=range(len(pairs)))
-        r = decide(grid.to_numpy(dtype=float).T, alpha)
-        label = setting_label(*setting) if len(setting) == 3 else ""
-        rows += [{"setting": label, "a": a, "b": b, "diff": r.mean[i], "ci_low": r.low[i],
+    for label, pairs, r in _families(df, _method_pairs, value, alpha):
+        rows += [{"setting": label or "", "a": a, "b": b, "diff": r.mean[i], "ci_low": r.low[i],
                   "ci_high": r.high[i], "level": float(r.level), "seeds": int(r.n[i]),
                   "comparisons": int(r.m), "p": r.p[i], "p_holm": r.p_holm[i],
                   "verdict": _word(a, b, int(r.n[i]), int(r.sign[i]))}
-                 for i, (a, b, _) in enumerate(pairs)]
+                 for i, (a, b) in enumerate(pairs)]
     return pd.DataFrame(rows, columns=["setting", "a", "b", "diff", "ci_low", "ci_high",
                                        "level", "seeds", "comparisons", "p", "p_holm",
                                        "verdict"])
@@ -243,28 +254,21 @@ def reversals(df: pd.DataFrame, value: str = "final_top1", alpha: float = ALPHA)
     """One sentence per ordering the paper reports in every setting that this study's mean
     reverses, judged by the verdicts' test: the paired t-test, Holm over the reversal checks
     of one setting (their own family). Empty when no such pair ran or none is reversed."""
-    done = df[df["status"] == "terminated"]
-    keys = [k for k in SETTING if k in done]
     orderings = paper_orderings()
-    lines = []
-    for setting, part in (done.groupby(keys, sort=False) if keys else [((), done)]):
-        setting = setting if isinstance(setting, tuple) else (setting,)
+
+    def checks(part):
         methods = set(part["method"])
-        checks = [(a, b, k, paired_diffs(part, a, b, value)) for a, b, k in orderings
-                  if a in methods and b in methods]
-        checks = [c for c in checks if len(c[3])]
-        if not checks:
-            continue
-        grid = pd.concat([d for *_, d in checks], axis=1, keys=range(len(checks)))
-        r = decide(grid.to_numpy(dtype=float).T, alpha)
-        where = setting_label(*setting) if len(setting) == 3 else "this study"
-        for i, (a, b, k, _) in enumerate(checks):
+        return [o for o in orderings if o[0] in methods and o[1] in methods]
+
+    lines = []
+    for label, pairs, r in _families(df, checks, value, alpha):
+        for i, (a, b, k) in enumerate(pairs):
             if not r.mean[i] < 0:
                 continue
             judged = (f"called by the test (Holm p {_p(r.p_holm[i])})" if r.sign[i] < 0 else
                       f"not called by the test (Holm p {_p(r.p_holm[i])}): it may be noise")
-            lines.append(f"{where}: {a} is below {b} by {-r.mean[i]:.1f} top-1 over "
-                         f"{_count(int(r.n[i]), 'paired seed')}, {judged}; the paper has "
-                         f"{a} above {b} in all {k} settings of its Table I where both ran.")
+            lines.append(f"{label or 'this study'}: {a} is below {b} by {-r.mean[i]:.1f} "
+                         f"top-1 over {_count(int(r.n[i]), 'paired seed')}, {judged}; the "
+                         f"paper has {a} above {b} in all {k} settings of its Table I where "
+                         "both ran.")
     return lines
-
