@@ -21,6 +21,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
 
+    def parse_checked(self, argv=None):
+        """(args, torch device): parse_args, then the --device and --json every bench script
+        takes checked, before anything is measured."""
+        args = self.parse_args(argv)
+        dev = device(self, args.device)
+        writable(self, args.json)
+        return args, dev
+
 
 def int_at_least(low: int):
     def parse(text: str) -> int:

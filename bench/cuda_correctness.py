@@ -151,9 +151,7 @@ def main(argv=None) -> int:
     p.add_argument("--img-max", type=_cli.int_at_least(10), default=100,
                    help="head-class size of the synthetic data (smaller: a quicker check)")
     p.add_argument("--json", help="write the results here as JSON (after each check)")
-    args = p.parse_args(argv)
-    device = _cli.device(p, args.device)
-    _cli.writable(p, args.json)
+    args, device = p.parse_checked(argv)
     todo = [c.strip() for c in args.checks.split(",") if c.strip()]
     bad = [c for c in todo if c not in CHECKS]
     if bad:

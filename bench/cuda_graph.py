@@ -119,9 +119,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=_cli.int_at_least(1), default=100)
     p.add_argument("--warmup", type=_cli.int_at_least(0), default=10)
     p.add_argument("--json", help="write the rows here as JSON (after each row)")
-    args = p.parse_args(argv)
-    device = _cli.device(p, args.device)
-    _cli.writable(p, args.json)
+    args, device = p.parse_checked(argv)
     try:
         ks = [_cli.int_at_least(1)(x) for x in args.ks.split(",")]
     except argparse.ArgumentTypeError as e:

@@ -160,9 +160,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout-s", type=_cli.int_at_least(1), default=300,
                    help="the longest one measurement (K processes or one pack) may take")
     p.add_argument("--json", help="write the results here as JSON")
-    args = p.parse_args(argv)
-    device = _cli.device(p, args.device)
-    _cli.writable(p, args.json)
+    args, device = p.parse_checked(argv)
     if args.variant and "compile" in args.variant:
         p.error("argument --variant: packs are not compiled (drop +compile)")
     import torch

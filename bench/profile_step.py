@@ -105,9 +105,7 @@ def main(argv=None) -> int:
     p.add_argument("--variants", type=_cli.variants, default=VARIANTS,
                    help=f"comma-separated engine variants (default: {VARIANTS})")
     p.add_argument("--json", help="write the profiles here as JSON")
-    args = p.parse_args(argv)
-    device = _cli.device(p, args.device)
-    _cli.writable(p, args.json)
+    args, device = p.parse_checked(argv)
     for module, pip in (("torchvision", None), ("PIL", "pillow")):
         _cli.need(p, module, "the reference loop (PIL transforms)", pip)
     print(f"# device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
