@@ -65,7 +65,7 @@ profile: $(STAMP)
 	$(BIN)/python bench/profile_step.py
 
 # On a machine with a GPU and this venv: bench/gpu_check.py (CUDA tests, a trial per
-# precision, correctness, the benches, one summary table, < 6 min). A lent machine without
+# precision, correctness, the benches, one summary table, a 330 s budget). A lent machine without
 # the venv runs `python3 bench/gpu_check.py --out DIR` itself (README). No CUDA: exit 2.
 gpu-check: $(STAMP)
 	$(BIN)/python bench/gpu_check.py --out bench/out/gpu-check

@@ -209,9 +209,11 @@ def projection(records: list[dict]) -> dict | None:
             if "error" not in v:
                 train.append((v["train_images_per_s"], f"one trial, {k}"))
                 evals.append(v["eval_images_per_s"])
-        for k, v in (res.get("rows") or {}).items() if isinstance(res.get("rows"), dict) else []:
-            for how in ("separate", "pack"):
-                train.append((v[how]["images_per_s"], f"{how} K={k}, {res.get('variant')}"))
+        packs = res.get("rows")
+        if isinstance(packs, dict):       # bench/packing.py's K -> row (cuda_graph's is a list)
+            for k, v in packs.items():
+                for how in ("separate", "pack"):
+                    train.append((v[how]["images_per_s"], f"{how} K={k}, {res.get('variant')}"))
     if not train or not evals:
         return None
     rate, how = max(train)
@@ -244,7 +246,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder for logs, JSON and the summary")
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (a rehearsal)")
-    p.add_argument("--quick", action="store_true", help="a subset for a second try (~2.5 min)")
+    p.add_argument("--quick", action="store_true", help="a subset for a second try")
     p.add_argument("--tiny", action="store_true", help="tiny sizes (the CPU rehearsal)")
     p.add_argument("--budget-s", type=float, default=330, help="the whole run's time limit")
     p.add_argument("--only", help="comma-separated parts of step names: run just those "
