@@ -84,51 +84,61 @@ def tensorboard_callback():
     from ray.tune.logger import TBXLoggerCallback
 
     class StudyTensorBoard(TBXLoggerCallback):
-        """Ray's TBX logger (so Tune adds no second one) with readable names and steps."""
+        """Ray's TBX logger by type only: Tune adds its default TensorBoard logger unless one
+        of this type is among the callbacks. Every hook of the base is replaced, with its own
+        runs, so nothing here reads the base's private state (trainables/ray_layer/private.py
+        is the one place that may): readable run names, epochs as steps, HParams per run."""
+
+        def __init__(self):
+            super().__init__()
+            self.runs: dict = {}   # (Tune trial, member folder name or None) -> TensorBoardRun
 
         def log_trial_start(self, trial):
             if is_pack(trial.config):   # not a trial: its members get the runs
                 return
-            if trial in self._trial_writer:
-                self._trial_writer[trial].close()
+            old = self.runs.pop((trial, None), None)
+            if old is not None:   # a retried trial starts over: a new writer in its folder
+                old.writer.close()
             trial.init_local_path()
-            self._trial_writer[trial] = self._summary_writer_cls(str(trial.local_path),
-                                                                 flush_secs=30)
-            self._trial_result[trial] = {}
+            self.runs[(trial, None)] = TensorBoardRun(trial.local_path, trial.config)
 
         def log_trial_result(self, iteration, trial, result):
-            if is_pack(trial.config):   # one TensorBoard run per member, in its folder
-                self._log_members(trial, result)
+            if not is_pack(trial.config):
+                if (trial, None) not in self.runs:
+                    self.log_trial_start(trial)
+                self.runs[(trial, None)].add(result)
                 return
-            if trial not in self._trial_writer:
-                self.log_trial_start(trial)
-            kept = _add_scalars(self._trial_writer[trial], result)
-            self._trial_result[trial] = {**self._trial_result[trial], **kept}
-
-        def _log_members(self, trial, result):
-            runs = self.__dict__.setdefault("_member_runs", {})   # (trial, folder) -> run
-            for name, config, row in member_rows(trial.config, result):
-                run = runs.get((trial, name))
+            for name, config, row in member_rows(trial.config, result):   # one run a member
+                run = self.runs.get((trial, name))
                 if run is None:   # beside the pack's folder, where the member's files are
                     folder = Path(trial.local_path).parent / name
                     folder.mkdir(parents=True, exist_ok=True)
-                    run = runs[(trial, name)] = [self._summary_writer_cls(
-                        str(folder), flush_secs=30), config, {}, row.get("method")]
-                run[2].update(_add_scalars(run[0], row))
+                    run = self.runs[(trial, name)] = TensorBoardRun(folder, config)
+                run.add(row)
 
         def log_trial_end(self, trial, failed=False):
-            for key in [k for k in self.__dict__.get("_member_runs", {}) if k[0] is trial]:
-                writer, config, kept, method = self._member_runs.pop(key)
-                if kept:
-                    _write_hparams(writer, config, method, kept)
-                writer.close()
-            super().log_trial_end(trial, failed)
-
-        def _try_log_hparams(self, trial, result):
-            _write_hparams(self._trial_writer[trial], trial.config,
-                           (trial.last_result or {}).get("method"), result)
+            for key in [k for k in self.runs if k[0] is trial]:
+                self.runs.pop(key).close()
 
     return StudyTensorBoard()
+
+
+class TensorBoardRun:
+    """One TensorBoard run (an event file in a trial's folder) and what its HParams need."""
+
+    def __init__(self, folder, config: dict):
+        from tensorboardX import SummaryWriter
+        self.writer = SummaryWriter(str(folder), flush_secs=30)
+        self.config, self.kept, self.method = config, {}, None
+
+    def add(self, row: dict) -> None:
+        self.kept.update(_add_scalars(self.writer, row))
+        self.method = row.get("method") or self.method
+
+    def close(self) -> None:
+        if self.kept:   # the HParams tab: hyper-parameters beside the last scalars
+            _write_hparams(self.writer, self.config, self.method, self.kept)
+        self.writer.close()
 
 
 def _add_scalars(writer, row: dict) -> dict:
@@ -181,7 +191,11 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
                 tracking_uri=self.tracking_uri, experiment_name=self.experiment_name,
                 artifact_location=_artifact_root(self.tracking_uri, path))
             super().setup(*args, **kwargs)
-            self.parent = self._existing_run("study") or self.mlflow_util.start_run(
+            # this subclass's own maps (the base's private _trial_runs is never read: every
+            # hook that used it is replaced here)
+            self.trial_runs: dict = {}     # Tune trial -> run id
+            self.member_runs: dict = {}    # pack's Tune trial -> {member trial id: run id}
+            self.parent = self.find_run("study") or self.mlflow_util.start_run(
                 tags={**self.tags, "trial_id": "study", "kind": "study"},
                 run_name=f"study {self.experiment_name}").info.run_id
 
@@ -203,10 +217,10 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
         def log_trial_start(self, trial):
             if is_pack(trial.config):   # not a trial: each member gets a run (below)
                 return
-            if trial not in self._trial_runs:
-                self._trial_runs[trial] = self._start_run(trial.config, trial.trial_id)
+            if trial not in self.trial_runs:
+                self.trial_runs[trial] = self.open_run(trial.config, trial.trial_id)
 
-        def _start_run(self, config: dict, trial_id: str) -> str:
+        def open_run(self, config: dict, trial_id: str) -> str:
             """The trial's run (reopened when it exists: a resumed study)."""
             f = flatten_trial(config)
             tags = {**self.tags, "trial_id": trial_id, "seed": str(f.get("seed")),
@@ -214,7 +228,7 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
                     "method": run_name(config).rsplit("_seed", 1)[0],
                     "method_label": _label(config),
                     "dataset": f"{f.get('dataset')}-{f.get('imb_type', 'lt')}"}
-            old = self._existing_run(trial_id)
+            old = self.find_run(trial_id)
             if old:
                 _mlflow_client().update_run(old, status="RUNNING")
                 return old
@@ -224,7 +238,7 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
                                         params_to_log=trial_params(config))
             return run.info.run_id
 
-        def _existing_run(self, trial_id: str) -> str | None:
+        def find_run(self, trial_id: str) -> str | None:
             client = _mlflow_client()
             runs = client.search_runs([self.mlflow_util.experiment_id],
                                       filter_string=f"tags.trial_id = '{trial_id}'")
@@ -232,18 +246,17 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
 
         def log_trial_result(self, iteration, trial, result):
             if is_pack(trial.config):   # one run per member, fed from the pack's rows
-                runs = self.__dict__.setdefault("_member_runs", {})   # trial -> {id: run}
-                mine = runs.setdefault(trial, {})
+                mine = self.member_runs.setdefault(trial, {})
                 for _, config, row in member_rows(trial.config, result):
                     if row["trial_id"] not in mine:
-                        mine[row["trial_id"]] = self._start_run(config, row["trial_id"])
-                    self._log_row(mine[row["trial_id"]], row)
+                        mine[row["trial_id"]] = self.open_run(config, row["trial_id"])
+                    self.log_row(mine[row["trial_id"]], row)
                 return
-            if trial not in self._trial_runs:
+            if trial not in self.trial_runs:
                 self.log_trial_start(trial)
-            self._log_row(self._trial_runs[trial], result)
+            self.log_row(self.trial_runs[trial], result)
 
-        def _log_row(self, run_id: str, row: dict) -> None:
+        def log_row(self, run_id: str, row: dict) -> None:
             self.mlflow_util.log_metrics(run_id=run_id,
                                          metrics_to_log={k: v for k, v in row.items()
                                                          if _scalar(v)},
@@ -251,10 +264,10 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
 
         def log_trial_end(self, trial, failed=False):
             status = "FAILED" if failed else "FINISHED"
-            for run_id in self.__dict__.get("_member_runs", {}).pop(trial, {}).values():
+            for run_id in self.member_runs.pop(trial, {}).values():
                 self.mlflow_util.end_run(run_id=run_id, status=status)
-            if trial in self._trial_runs:
-                self.mlflow_util.end_run(run_id=self._trial_runs[trial], status=status)
+            if trial in self.trial_runs:
+                self.mlflow_util.end_run(run_id=self.trial_runs[trial], status=status)
 
     return StudyMLflow(tracking_uri=uri or default_mlflow_uri(path),
                        experiment_name=meta.get("name"),

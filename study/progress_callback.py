@@ -17,7 +17,7 @@ from study.console import (STUDY_LINE_EVERY_S, WAITING_NOTE_AFTER_S, fmt_minutes
 from study.packs import is_pack, member_rows
 from trainables.methods import flatten_trial
 from trainables.ray_layer.dashboard import actor_name
-from trainables.results import PACK_KEY
+from trainables.results import PACK_KEY, trial_status
 
 
 class StudyProgress(Callback):
@@ -69,10 +69,14 @@ class StudyProgress(Callback):
             trial.config) else [(trial.config, trial.last_result or {})]
         for config, r in rows:
             who = trial_words(config, r.get("trial_id", trial.trial_id), r.get("method"))
+            # Tune calls this for a trial it ends without an error (ASHA's stop included) and
+            # marks it TERMINATED just after: the word is the one `elm-study status` reads
+            # back from the folder for it (a pack's members share their pack's Tune status)
+            status = trial_status(r, "TERMINATED")
             self.say(f"done   {who}  "
                      f"top-1 {num(r.get('test_top1'), '.2f')}  best "
                      f"{num(r.get('best_test_top1'), '.2f')} @{r.get('best_epoch', '?')}  "
-                     f"({r.get('status', 'finished')}, {r.get('epoch', '?')} epochs)")
+                     f"({status}, {r.get('epoch', '?')} epochs)")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.say(f"retry  {_words(trial)}  failure "

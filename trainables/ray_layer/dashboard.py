@@ -95,8 +95,6 @@ def trial_actor(train_fn, quiet: bool = True):
     base = wrap_function(train_fn)
 
     class TrialActor(base):
-        _name = train_fn.__name__
-
         def setup(self, config):
             if quiet:
                 for name in ("ray.train", "ray.tune"):
@@ -113,7 +111,7 @@ def trial_actor(train_fn, quiet: bool = True):
             try:
                 return actor_name(self.config, self.trial_id)
             except Exception:   # before __init__ finished, or a config of another shape
-                return self._name
+                return train_fn.__name__
 
     TrialActor.__name__ = TrialActor.__qualname__ = "TrialActor"
     return TrialActor
