@@ -92,11 +92,32 @@ def describe(space, *, samples: int = 5, path=None, full: bool = True) -> str:
         lines.append("# methods: " + ", ".join(f"{m} ×{n}" for m, n in methods.items()))
     if path is not None:
         lines.append(f"# -> {path}")
+    line = schedule_line(dicts[0]) if dicts else None
+    if line:
+        lines.append(line)
     for d in dicts[:samples]:      # comments, so that `show` prints a runnable study file
         lines.append("#   " + json.dumps(d, ensure_ascii=False))
     if len(dicts) > samples:
         lines.append(f"#   ... ({len(dicts) - samples} more)")
     return "\n".join(lines)
+
+
+def schedule_line(trial: dict) -> str | None:
+    """The first trial's schedule in the recipe's phases beside the 200-epoch recipe's own
+    (TrialConfig's defaults, with DRW): what makes a short run a miniature of it, or not."""
+    from trainables.config import TrialConfig
+    try:
+        cfg = TrialConfig.from_dict(trial)
+    except ValueError:   # a trial that cannot run: the refusal says why, elsewhere
+        return None
+    recipe = TrialConfig.from_dict({"dataset": cfg.dataset, "drw": True}).schedule_phases()
+    mine = cfg.replace(drw=True).schedule_phases()
+    parts = ", ".join(f"{k} {n} ({100 * mine['shares'][k]:.1f} %)"
+                      for k, n in mine["steps"].items())
+    shares = " / ".join(f"{100 * v:.1f}" for v in recipe["shares"].values())
+    recipe_epochs = TrialConfig.from_dict({"dataset": cfg.dataset}).recipe_epochs
+    return (f"# schedule of trial 0 ({mine['total']} {mine['unit']}): {parts}; the {recipe_epochs}-epoch recipe's "
+            f"{recipe['total']} {recipe['unit']} on {cfg.dataset}: {shares} %")
 
 
 @dataclass(frozen=True)

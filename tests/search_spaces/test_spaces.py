@@ -45,7 +45,7 @@ def reference(name):
     if name == "quickstart":
         return product({"dataset": "fashion_mnist", "imb_type": "lt", "ratio": 100.0,
                         "img_max": 750, "epochs": 10, "eval_every": 10, "checkpoint_every": 5,
-                        "batch_size": 128},
+                        "batch_size": 128, "warmup_unit": "step"},
                        [method("ce"), method("ldam", True), method("elm", True, lam=0.5)],
                        seed=[0, 1, 2])
     if name == "smoke":
