@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from trainables.config import LOSS_HPARAMS
-from trainables.results import (FINISHED, POSTHOC_FILE, STUDY_FILE, decoupled_runs,
-                                note_damage, one_per_key, study_trials)
+from trainables.results import (FINISHED, POSTHOC_FILE, STUDY_FILE, cost_totals,
+                                decoupled_runs, note_damage, one_per_key, study_trials)
 # re-exported: notebooks and tests read a study's folders and rows from here
 from trainables.results import read_results, trial_dirs  # noqa: F401
 
@@ -53,7 +53,29 @@ def _row(t: dict, study: str) -> dict:
     row.update(hparam_columns(cfg.get("loss", ""), used))
     row["final_top1"] = final.get("test_top1") if row["status"] == "terminated" else None
     row["best_top1_test_selected"] = last.get("best_test_top1")
+    row.update(cost_totals(raw))      # None where the rows predate costs (unknown)
+    for k in _DATA_KEYS:              # None where the rows predate fingerprints (unknown)
+        row[k] = next((r[k] for r in reversed(raw) if r.get(k)), None)
     return row
+
+
+_DATA_KEYS = ("data_fingerprint", "data_source_fingerprint")
+
+
+def _add_superseded_cost(rows: list[dict], trials: list[dict]) -> None:
+    """A key tried in several trial folders (a re-launch by ``--into``, a duplicate): the row
+    kept for it carries the cost of all of them, so a study's cost is everything it ran."""
+    kept = {r["trial_key"]: r for r in rows if r.get("trial_key")}
+    seen = {id(t) for t in trials if t.get("trial_key") in kept
+            and str(t["trial_dir"]) == kept[t["trial_key"]]["trial_dir"]}
+    for t in trials:
+        row = kept.get(t.get("trial_key"))
+        if row is None or id(t) in seen:
+            continue
+        extra = cost_totals(t["raw"])
+        for k in ("cost_wall_s", "cost_cpu_s", "cost_gpu_s"):
+            if extra[k] is not None:
+                row[k] = (row[k] or 0.0) + extra[k]
 
 
 def load_study(path: str | Path, *, every_run: bool = False,
@@ -62,14 +84,16 @@ def load_study(path: str | Path, *, every_run: bool = False,
     its finished trial); ``every_run=True`` keeps every trial folder instead. Columns: identity
     (run, trial_key, trial_id), the full config, state, final/best metrics, provenance.
     Damaged files are skipped, each named by one line in ``damage`` (None: on stderr)."""
-    trials = study_trials(path, damage)
+    every = study_trials(path, damage)
+    trials = every if every_run else one_per_key(every)
+    rows = [_row(t, Path(path).name) for t in trials]
     if not every_run:
-        trials = one_per_key(trials)
-    return pd.DataFrame([_row(t, Path(path).name) for t in trials])
+        _add_superseded_cost(rows, every)
+    return pd.DataFrame(rows)
 
 
 # what a derived row takes from its stage-1 trial: the setting and the seed, not its metrics
-_METRIC_PREFIXES = ("test_", "val_", "best_", "final_", "train_")
+_METRIC_PREFIXES = ("test_", "val_", "best_", "final_", "train_", "cost_")
 
 
 def load_derived(path: str | Path, df: pd.DataFrame | None = None,
@@ -109,7 +133,7 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None,
         rows.append(derived(stage1, final["method"],
                             {k: final.get(k) for k in _FINAL_KEYS if k.startswith("test_")},
                             train_time_s=sum(r.get("train_time_s", 0.0) or 0.0
-                                             for r in results)))
+                                             for r in results), **cost_totals(results)))
     posthoc = _read_json(path / POSTHOC_FILE, list, damage, "post-hoc rows skipped") or []
     taus: dict[str, list] = {}
     for r in sorted(posthoc, key=lambda r: (str(r.get("method")), r.get("seed") or 0)):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import diagnostics, embedding, page, plots, summary, tables
+from analysis import cost, diagnostics, embedding, fingerprints, page, plots, summary, tables
 from analysis.collect import load_curves, load_derived, load_study, study_runs
 from trainables.methods import ELM_FAMILY
 from trainables.results import STUDY_FILE, trial_dirs
@@ -163,8 +163,33 @@ def _header(study: Path, df: pd.DataFrame, derived: pd.DataFrame) -> str:
     commits = ", ".join(sorted(set(df["git_commit"].dropna().astype(str)))) or "unknown"
     extra = (f"; {len(derived)} rows derived from them without a trial of their own "
              f"({', '.join(dict.fromkeys(derived['method']))})" if len(derived) else "")
+    spent = cost.cost_lines(df)
+    spent = f"; {spent[0][0].lower()}{spent[0][1:]}" if spent else ""
     return (f"{len(df)} trials: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-            + extra + f"; code {commits}.")
+            + extra + f"; code {commits}{spent}.")
+
+
+def _data_and_cost(df: pd.DataFrame, derived: pd.DataFrame, md: list, sections: list) -> None:
+    """The report's "Data" (fingerprint per setting, disagreements flagged) and "Cost"
+    (device-hours per method and for the study) sections, appended to ``md``/``sections``."""
+    prints = fingerprints.fingerprint_table(df)
+    flagged = fingerprints.disagreements(df)
+    if len(prints):
+        warn = ("**Settings whose trials trained on different data:** " + " ".join(
+            f"{line}." for line in flagged)) if flagged else ""
+        md += ["## Data", "", fingerprints.FINGERPRINT_NOTE, "", *([warn, ""] if warn else []),
+               prints.to_markdown(index=False, disable_numparse=True), ""]
+        sections.append(("data", "Data", f'<p class="note">'
+                         f"{html.escape(fingerprints.FINGERPRINT_NOTE)}</p>"
+                         + (f'<p class="note against">{html.escape(warn)}</p>' if warn else "")
+                         + page.styled_table(prints, cls="data", uid="data")))
+    spent = cost.cost_display(pd.concat([df, derived], ignore_index=True)
+                              if len(derived) else df)
+    if len(spent):
+        md += ["## Cost", "", cost.COST_NOTE, "",
+               spent.to_markdown(index=False, disable_numparse=True), ""]
+        sections.append(("cost", "Cost", f'<p class="note">{html.escape(cost.COST_NOTE)}</p>'
+                         + page.styled_table(spent, cls="cost", uid="cost")))
 
 
 def _layout_tables(df, out) -> list[tuple[str, str, pd.DataFrame]]:
@@ -247,6 +272,7 @@ def build_report(study, out=None) -> Path:
                          f"{html.escape(flag)}</span></p>"
                          + page.styled_table(shown, best=best, incomplete=incomplete,
                                              cls="summary", uid="summary")))
+    _data_and_cost(df, derived, md, sections)
     runs = study_runs(study, df, damage)
     if damage:        # named, not fatal: the report is built from the intact files
         for line in damage:

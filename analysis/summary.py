@@ -14,6 +14,7 @@ import pandas as pd
 from analysis.aggregate import aggregate, config_keys, paired_diffs
 from analysis.tables import paper_table1, paper_table23
 from analysis.verdicts import ALPHA, MIN_SEEDS, decide, min_called
+from trainables.data.registry import setting_label
 from trainables.methods import ELM_FAMILY, base_label
 
 SETTING = ("dataset", "imb_type", "ratio")
@@ -24,15 +25,7 @@ METRICS = (("final_top1", "Top-1 final (%)"),
            ("test_few", "Few-shot (%)"), ("test_macro_f1", "Macro-F1 (%)"),
            ("test_ece", "ECE (%)"))
 LOWER_IS_BETTER = {"ECE (%)"}    # marked best where lowest
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist":
-                 "Fashion-MNIST", "imagenet_lt": "ImageNet-LT", "places_lt": "Places-LT",
-                 "synthetic": "synthetic"}
 DASH = "–"
-
-
-def setting_label(dataset, imb_type, ratio) -> str:
-    imb = {"lt": "LT", "step": "Step"}.get(imb_type, str(imb_type))
-    return f"{DATASET_NAMES.get(dataset, dataset)} {imb} ρ={float(ratio):g}"
 
 
 def _uses(loss: str, param: str) -> bool:

@@ -7,19 +7,16 @@ from importlib import resources
 import pandas as pd
 
 from analysis.aggregate import aggregate
+from trainables.data.registry import setting_label
 from trainables.methods import TABLE1_METHODS, TABLE23_METHODS, label_of
 
 TABLE1_ROWS = [label_of(m) for m in TABLE1_METHODS]
 TABLE23_ROWS = [label_of(m) for m in TABLE23_METHODS]
 TABLE1_COLUMNS = [(d, t, r) for d in ("cifar10", "cifar100") for t in ("lt", "step")
                   for r in (10.0, 100.0)]
-_DS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet_lt": "ImageNet-LT",
-       "places_lt": "Places-LT"}
-
-
 def column_label(col) -> str:
     d, t, r = col
-    return f"{_DS.get(d, d)} {'LT' if t == 'lt' else 'Step'} r={r:g}"
+    return setting_label(d, t, r)
 
 
 def paper_table1() -> pd.DataFrame:

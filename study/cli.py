@@ -278,6 +278,8 @@ def cmd_run(args, console: ConsoleOptions) -> int:
         if plan.options.workers_per_trial > 1:
             from study.placement import fits_here
             print(fits_here(plan.options))
+        from study.projection import dry_run_lines
+        print("\n".join(dry_run_lines(plan)))   # its size in images, its projected time
         for line in missing:   # a dry run plans without the data: it says what is missing
             print(f"missing data: {line}")
         if unplaced:           # ... and maybe for another machine: it says what does not fit

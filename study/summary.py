@@ -48,6 +48,9 @@ def print_status(path, meta: dict, loaded: tuple | None = None) -> None:
             row = best.loc[best["best_top1_test_selected"].idxmax()]
             print(f"best so far: {row['best_top1_test_selected']:.2f} top-1 (test-selected) — "
                   f"{row['method']} seed {row.get('seed')} [{row['trial_id']}]")
+    from analysis.cost import cost_lines
+    for line in cost_lines(df):     # device-hours per method and for the study
+        print(line)
 
 
 def report(path, meta: dict) -> int:

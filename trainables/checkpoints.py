@@ -28,6 +28,9 @@ from trainables.jsonio import finite_or_none
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_FILE = "trial.pt"          # a trial's checkpoint (Tune, Ray Train, decoupled)
 CONFUSION_FILE = "confusion.json"     # {split: rows = true class, columns = predicted}
+# classes: above this the final confusion matrix is not written (iNaturalist 2018's 8,142
+# classes make a 199 MB file per trial; ImageNet-LT's 1,000 about 3 MB)
+CONFUSION_FILE_MAX = 1000
 LAST_FILE = "last.pt"                 # python -m trainables.run --out DIR: DIR/last.pt
 TRAIN_RUN_DIR = "train"               # a data-parallel trial's Ray Train run, in its folder
 # where a folder keeps its checkpoints, most specific first: a Tune trial's checkpoint_NNNNNN/,
@@ -183,5 +186,6 @@ def write_epoch(trainer, metrics: dict, cfg: TrialConfig, emit: Emit, force: boo
 def _write_checkpoint(trainer, row: dict, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     trainer.save(folder / name)
-    if row["done"] and trainer.confusion:   # the final one, beside the weights
+    if row["done"] and trainer.confusion and \
+            len(next(iter(trainer.confusion.values()))) <= CONFUSION_FILE_MAX:   # the final one
         (folder / CONFUSION_FILE).write_text(json.dumps(trainer.confusion))

@@ -24,18 +24,32 @@ from trainables.data.imbalance import IMB_TYPES
 
 PRECISIONS = ("fp32", "bf16")
 HEADS = ("auto", "linear", "cosine")
+WARMUP_UNITS = ("epoch", "step")   # TrialConfig.warmup_unit (docs/recipe.md)
 DECOUPLE_METHODS = ("crt", "lws")   # second stages of decoupled learning (trainables.decoupled)
 # Fields that were removed, with the one value they could hold: old saved configs (results,
 # checkpoints) that carry them stay readable; any other value is an error.
 REMOVED_FIELDS = {"optimizer": "sgd"}   # SGD is the only optimizer the engine builds
 LOSS_HPARAMS = ("s", "max_m", "lam", "gamma", "reg_lambda", "alpha", "eps", "mu", "ldam",
                 "faithful", "ib_start_epoch", "tau")
-LARGE_SCALE_DATASETS = ("imagenet_lt", "places_lt")
+LARGE_SCALE_DATASETS = ("imagenet_lt", "places_lt", "inat2018")
 # docs/recipe.md: ResNet-50, batch 256, 90 epochs, ×0.1 at 50/70/85 (0-based, as MultiStepLR),
 # 5 warm-up epochs; DRW from the first decay (the paper does not say).
 LARGE_SCALE_RECIPE = {"model": "resnet50", "epochs": 90, "recipe_epochs": 90, "batch_size": 256,
                       "lr_milestones": (50, 70, 85), "lr_factors": (0.1, 0.01, 0.001),
                       "warmup_epochs": 5, "eval_batch_size": 250}
+# Where a large-scale dataset's published recipe departs from the paper's ImageNet-LT one
+# (docs/recipe.md). iNaturalist 2018, which the paper never ran: Decoupling's iNaturalist18
+# config (×0.1 every 30 epochs, weight decay 1e-4), at batch 256 and lr 0.1 as ImageNet-LT.
+LARGE_SCALE_DEPARTURES = {"inat2018": {"lr_milestones": (30, 60), "lr_factors": (0.1, 0.01),
+                                       "weight_decay": 1e-4}}
+
+
+def recipe_defaults(dataset) -> dict:
+    """The fields a config of ``dataset`` takes where it does not set them, instead of the
+    CIFAR defaults: the large-scale recipe with the dataset's departures ({} for CIFAR-scale)."""
+    if dataset not in LARGE_SCALE_DATASETS:
+        return {}
+    return {**LARGE_SCALE_RECIPE, **LARGE_SCALE_DEPARTURES.get(dataset, {})}
 # Fields that say WHERE or HOW FAST a trial runs, not WHAT it computes: left out of the trial key
 # (the data folder differs between machines; checkpoint cadence, eval batch size, channels_last
 # and compile do not change the trained model beyond float rounding). Everything else, split
@@ -194,6 +208,17 @@ class TrialConfig:
                 "warm-up of a short run starts at the full lr, and LA / Balanced Softmax "
                 "collapse there (docs/recipe.md); 0 = purely proportional. The 200-epoch "
                 "recipe is unchanged", "group": "schedule"})
+    warmup_unit: str = field(default="epoch", metadata={
+        "help": "epoch: the recipe's warm-up, the LR set once per epoch (LDAM-DRW's "
+                "adjust_learning_rate), scaled with min_warmup_epochs as its floor; step: the "
+                "same share of the run (warmup_epochs / recipe_epochs) counted in SGD steps, "
+                "the LR set before every step, never fewer than min_warmup_steps: a faithful "
+                "miniature when one epoch is a large share of a short run (docs/recipe.md)",
+        "group": "schedule"})
+    min_warmup_steps: int = field(default=16, metadata={
+        "help": "warmup_unit step: the warm-up is never shorter than this many SGD steps (nor "
+                "longer than half the run): LA / Balanced Softmax need their first steps at a "
+                "low LR however short the run (docs/recipe.md)", "group": "schedule"})
     lr_milestones: tuple[int, ...] = field(default=(160, 180), metadata={
         "help": "0-based epochs from which a factor applies (comma separated)",
         "group": "schedule"})
@@ -233,11 +258,10 @@ class TrialConfig:
         """Build from a plain dict; unknown keys and wrong types raise ValueError.
 
         For a large-scale dataset, recipe fields the dict does not set take the large-scale values
-        (LARGE_SCALE_RECIPE) instead of the CIFAR defaults."""
+        (recipe_defaults) instead of the CIFAR defaults."""
         if not isinstance(d, dict):
             raise ValueError(f"TrialConfig.from_dict expects a dict, got {type(d).__name__}")
-        if d.get("dataset") in LARGE_SCALE_DATASETS:
-            d = {**LARGE_SCALE_RECIPE, **d}
+        d = {**recipe_defaults(d.get("dataset")), **d}
         d = _drop_removed(d)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(d) - set(known))
@@ -278,28 +302,77 @@ class TrialConfig:
         return int(math.floor(recipe_epoch * self.epochs / self.recipe_epochs + 0.5))
 
     def schedule(self) -> dict[str, Any]:
-        """Warm-up, LR milestones and DRW epoch, scaled to ``epochs`` (all 0-based epochs)."""
+        """Warm-up, LR milestones and DRW epoch, scaled to ``epochs`` (all 0-based epochs).
+        With ``warmup_unit`` step, ``warmup_epochs`` is 0 and ``warmup_steps`` (and the
+        ``steps_per_epoch`` it is counted in) say the warm-up; with epoch neither key exists,
+        so the trial keys of per-epoch schedules stay as they were."""
         milestones = [self.scale_epoch(m) for m in self.lr_milestones]
-        warmup = self.scale_epoch(self.warmup_epochs) if self.warmup_epochs else 0
-        if self.warmup_epochs:   # a floor that binds only when the scaled warm-up is short
-            warmup = max(warmup, 1, min(self.min_warmup_epochs, self.warmup_epochs,
-                                        self.epochs // 2))
         drw_epoch = self.drw_epoch if self.drw_epoch is not None else (
             self.lr_milestones[0] if self.lr_milestones else self.recipe_epochs)
-        return {"warmup_epochs": warmup, "lr_milestones": milestones,
-                "lr_factors": list(self.lr_factors), "drw_epoch": self.scale_epoch(drw_epoch)}
+        out = {"warmup_epochs": self._warmup_epochs(), "lr_milestones": milestones,
+               "lr_factors": list(self.lr_factors), "drw_epoch": self.scale_epoch(drw_epoch)}
+        if self.warmup_unit == "step":
+            out.update(self._warmup_steps())
+        return out
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based ``epoch`` (LDAM-DRW's adjust_learning_rate, 1-based e)."""
+    def _warmup_epochs(self) -> int:
+        if self.warmup_unit == "step" or not self.warmup_epochs:
+            return 0
+        warmup = self.scale_epoch(self.warmup_epochs)
+        # a floor that binds only when the scaled warm-up is short
+        return max(warmup, 1, min(self.min_warmup_epochs, self.warmup_epochs, self.epochs // 2))
+
+    def _warmup_steps(self) -> dict[str, int]:
+        """The recipe's warm-up share of this run's SGD steps (rounded half up), at least
+        min_warmup_steps, at most half the run; 0 where warmup_epochs is 0."""
+        from trainables.data.registry import training_counts
+        per_epoch = math.ceil(sum(training_counts(self)) / self.batch_size)
+        total = per_epoch * self.epochs
+        steps = 0
+        if self.warmup_epochs:
+            share = int(math.floor(total * self.warmup_epochs / self.recipe_epochs + 0.5))
+            steps = max(1, min(max(share, self.min_warmup_steps), total // 2))
+        return {"warmup_steps": steps, "steps_per_epoch": per_epoch}
+
+    def lr_at(self, epoch: int, step: int = 0) -> float:
+        """Learning rate of 0-based ``epoch`` (LDAM-DRW's adjust_learning_rate, 1-based e),
+        at its 0-based SGD ``step`` (which matters only inside a step warm-up)."""
         sch = self.schedule()
         e = epoch + 1
         if e <= sch["warmup_epochs"]:
             return self.lr * e / sch["warmup_epochs"]
+        s = epoch * sch.get("steps_per_epoch", 0) + step + 1     # 1-based step of the run
+        if s <= sch.get("warmup_steps", 0):
+            return self.lr * s / sch["warmup_steps"]
         factor = 1.0
         for m, f in zip(sch["lr_milestones"], sch["lr_factors"]):
             if epoch >= m:
                 factor = f
         return self.lr * factor
+
+    def schedule_phases(self) -> dict[str, Any]:
+        """The run cut into the recipe's phases, in SGD steps where the training set's size is
+        known from the config (else in epochs): warm-up, full LR (to the first milestone),
+        decayed (from it), and DRW (from its epoch, if ``drw``), with their shares of the run.
+        How a short run is compared with the 200-epoch recipe (``elm-study show``)."""
+        from trainables.data.registry import training_counts
+        sch, counts = self.schedule(), training_counts(self)
+        per_epoch = math.ceil(sum(counts) / self.batch_size) if counts else 1
+        total = per_epoch * self.epochs
+        warm = sch.get("warmup_steps", sch["warmup_epochs"] * per_epoch)
+        decay = min(sch["lr_milestones"][0], self.epochs) * per_epoch \
+            if sch["lr_milestones"] else total
+        drw = (self.epochs - min(sch["drw_epoch"], self.epochs)) * per_epoch if self.drw else 0
+        steps = {"warm-up": min(warm, decay), "full LR": max(decay - warm, 0),
+                 "decayed LR": total - decay, "DRW": drw}
+        return {"unit": "SGD steps" if counts else "epochs", "total": total, "steps": steps,
+                "shares": {k: v / total for k, v in steps.items()}}
+
+    def warms_up_by_step(self, epoch: int) -> bool:
+        """Whether 0-based ``epoch`` holds steps of a step warm-up (its LR is then set before
+        every step, not once)."""
+        sch = self.schedule()
+        return epoch * sch.get("steps_per_epoch", 0) < sch.get("warmup_steps", 0)
 
     def resolved(self) -> dict[str, Any]:
         """Everything a result row records: the config plus the values actually used."""
@@ -320,7 +393,8 @@ class TrialConfig:
         is left out, so a new optional field does not change the keys of earlier trials."""
         out = {k: v for k, v in self.resolved().items()
                if k not in RUNTIME_FIELDS and k not in LOSS_HPARAMS and k not in (
-                   "head", "drw_epoch", "min_warmup_epochs")}   # schedule.* carries them
+                   "head", "drw_epoch", "min_warmup_epochs", "warmup_unit",
+                   "min_warmup_steps")}   # schedule.* carries them
         return {k: v for k, v in sorted(out.items()) if v is not None}
 
     def trial_key(self) -> str:
@@ -511,6 +585,8 @@ def _validate(c: TrialConfig) -> None:
     _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "must be >= 0")
     _check(c.warmup_epochs >= 0, "warmup_epochs", c.warmup_epochs, "must be >= 0")
     _check(c.min_warmup_epochs >= 0, "min_warmup_epochs", c.min_warmup_epochs, "must be >= 0")
+    _choice("warmup_unit", c.warmup_unit, WARMUP_UNITS)
+    _check(c.min_warmup_steps >= 0, "min_warmup_steps", c.min_warmup_steps, "must be >= 0")
     _check(len(c.lr_milestones) == len(c.lr_factors), "lr_factors", c.lr_factors,
            f"needs one factor per milestone ({len(c.lr_milestones)})")
     _check(list(c.lr_milestones) == sorted(c.lr_milestones) and all(m >= 0 for m in
@@ -525,7 +601,10 @@ def _validate(c: TrialConfig) -> None:
     # fields fine alone, impossible together: the training data the trial asks for must
     # exist (every class at least one image, none asked beyond what the source holds)
     from trainables.data.registry import training_counts
-    training_counts(c)
+    if training_counts(c) is None and c.warmup_unit == "step":
+        raise ValueError(f"warmup_unit='step' counts the run's SGD steps from the training set's "
+                         f"size, which {c.dataset} only knows once its train list is read; "
+                         "use warmup_unit='epoch' (its epochs are thousands of steps long)")
     _check(c.batch_size % c.workers_per_trial == 0, "batch_size", c.batch_size,
            f"the global batch must divide among workers_per_trial={c.workers_per_trial} "
            "workers (batch_size / workers_per_trial per worker)")

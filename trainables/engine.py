@@ -25,7 +25,9 @@ import torch
 from trainables.checkpoints import (CHECKPOINT_FORMAT, check_checkpoint, load_checkpoint,
                                     save_checkpoint)
 from trainables.config import TrialConfig
+from trainables.cost import CostMeter
 from trainables.data.build import build_data, make_loaders
+from trainables.data.fingerprint import row_fields
 from trainables.losses import create_loss, drw_weights
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
 from trainables.models import create_model
@@ -124,13 +126,17 @@ def _to_lists(x):
 # =========================================================================================
 # the trainer
 # =========================================================================================
+def set_lr(optimizer, lr: float) -> None:
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+
+
 def start_epoch(t, epoch: int) -> float:
     """Set epoch ``epoch``'s LR, DRW weights, loss epoch and batch stream on ``t`` (a Trainer,
     or a trial pack's member: anything with cfg, optimizer, criterion, data, schedule and
     train_loader); returns the LR."""
     lr = t.cfg.lr_at(epoch)
-    for g in t.optimizer.param_groups:
-        g["lr"] = lr
+    set_lr(t.optimizer, lr)
     if t.cfg.drw:
         t.criterion.set_weight(drw_weights(t.data.class_counts, epoch,
                                            t.schedule["drw_epoch"], t.cfg.drw_beta))
@@ -149,6 +155,7 @@ class Trainer:
         self.cfg, self.dist = cfg, dist
         self.device = device if isinstance(device, torch.device) else \
             resolve_device(device or cfg.device)
+        self.meter = CostMeter(self.device)   # from here, data building included (cost.py)
         seed_everything(cfg.seed)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -213,9 +220,12 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         t0 = time.perf_counter()
+        by_step = self.cfg.warms_up_by_step(epoch)
         for step, (x, y) in enumerate(self.train_loader):
             if max_steps is not None and step >= max_steps:
                 break
+            if by_step:   # a step warm-up: this step's LR (a float set, no device work)
+                set_lr(self.optimizer, self.cfg.lr_at(epoch, step))
             with self._autocast():
                 logits, feat = self._train_forward(x)(x)
                 loss = self.criterion(logits, y, feat)
@@ -282,6 +292,8 @@ class Trainer:
                 self.status = "finished"
             m.update(self.best)
             m["channels_last_used"] = self.channels_last   # what auto (None) resolved to
+            m.update(row_fields(self.data))                # which data (data/fingerprint.py)
+            m.update(self.meter.tick())                    # what it cost so far (cost.py)
             m["status"] = self.status
             m["done"] = self.status != "running"
             self.last_metrics = m
@@ -302,7 +314,7 @@ class Trainer:
                 "last_metrics": _plain(self.last_metrics), "history": list(self.history),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "loss": self.criterion.state_dict(), "rng": rng_state(self.device),
-                "provenance": provenance()}
+                "provenance": provenance(), "cost": self.meter.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         check_checkpoint(state, self.cfg)
@@ -314,6 +326,7 @@ class Trainer:
         self.best = dict(state["best"])
         self.last_metrics = dict(state.get("last_metrics") or {})
         self.history = [dict(h) for h in state.get("history") or []]
+        self.meter.load_state_dict(state.get("cost"))   # earlier attempts' cost
 
     def save(self, path) -> None:
         """Write this trial's state atomically (trainables.checkpoints.save_checkpoint)."""

@@ -37,8 +37,10 @@ import torch
 from trainables.checkpoints import (CHECKPOINT_FORMAT, check_checkpoint, load_checkpoint,
                                     save_checkpoint)
 from trainables.config import TrialConfig, pack_split_fields
+from trainables.cost import CostMeter, default_hold
 from trainables.data.build import FileData, build_data, make_loaders
-from trainables.engine import (CONFUSION_IN_ROW_MAX, _plain, resolve_channels_last,
+from trainables.data.fingerprint import row_fields
+from trainables.engine import (CONFUSION_IN_ROW_MAX, _plain, resolve_channels_last, set_lr,
                                resolve_device, rng_state, seed_everything, start_epoch)
 from trainables.losses import create_loss
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
@@ -135,6 +137,8 @@ class Member:
             self.status = "finished"
         m.update(self.best)
         m["channels_last_used"] = self.channels_last
+        m.update(row_fields(self.data))      # which data (data/fingerprint.py)
+        m.update(self.meter.tick())          # its share of the pack's cost (cost.py)
         m["status"] = self.status
         m["done"] = self.status != "running"
         self.last_metrics = m
@@ -149,7 +153,7 @@ class Member:
                 "last_metrics": _plain(self.last_metrics), "history": list(self.history),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "loss": self.criterion.state_dict(), "rng": self.rng,
-                "provenance": provenance()}
+                "provenance": provenance(), "cost": self.meter.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         check_checkpoint(state, self.cfg)
@@ -162,6 +166,7 @@ class Member:
         self.best = dict(state["best"])
         self.last_metrics = dict(state.get("last_metrics") or {})
         self.history = [dict(h) for h in state.get("history") or []]
+        self.meter.load_state_dict(state.get("cost"))
         self._pack._refuse_needed = True
 
     def save(self, path) -> None:
@@ -183,6 +188,8 @@ class PackTrainer:
         cfg = self.cfg = cfgs[0]        # the shared fields are read from member 0's config
         self.device = device if isinstance(device, torch.device) else \
             resolve_device(device or cfg.device)
+        started = time.monotonic()      # the members' cost meters start here (cost.py)
+        self.holding = default_hold(self.device)   # the pack's; the Ray layer sets it (hold)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         if data is None:
@@ -194,6 +201,8 @@ class PackTrainer:
         self.data = data
         self.channels_last = resolve_channels_last(cfg.channels_last, self.device)
         self.members = [Member(self, c, data, self.device, self.channels_last) for c in cfgs]
+        for m in self.members:
+            m.meter = CostMeter(self.device, start=started)
         # every member's eval loader is the same (no shuffling, no augmentation): member 0's
         self.eval_loaders = self.members[0].eval_loaders
         for m in self.members[1:]:      # the padded training images are the same too
@@ -202,6 +211,11 @@ class PackTrainer:
         self._members_stale = False     # the fused network holds newer values than members
         self._refuse_needed = True      # the members hold newer values than the network
         self._refuse()
+
+    def hold(self, kind: str, amount: float) -> None:
+        """What the whole pack holds ('cpu'/'gpu', how much): each epoch, its running members
+        share it evenly in their cost (trainables.cost)."""
+        self.holding = (kind, float(amount))
 
     # ---- fusing and un-fusing -------------------------------------------------------
     def _refuse(self) -> None:
@@ -280,8 +294,8 @@ class PackTrainer:
             return []
         run, epoch = self.running, self.running[0].epoch
         lr = self.cfg.lr_at(epoch)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
+        set_lr(self.optimizer, lr)
+        by_step = self.cfg.warms_up_by_step(epoch)
         for m in run:
             m.start_epoch(epoch)
             m.model.train()
@@ -294,6 +308,8 @@ class PackTrainer:
         for step, batches in enumerate(zip(*(m.train_loader for m in run))):
             if max_steps is not None and step >= max_steps:
                 break
+            if by_step:   # a step warm-up: this step's LR
+                set_lr(self.optimizer, self.cfg.lr_at(epoch, step))
             y = [b[1] for b in batches]
             with self._autocast():
                 feat = self.net(self._stack([b[0] for b in batches]))
@@ -376,6 +392,7 @@ class PackTrainer:
                         evals[j][split] = o
             rows: list[dict | None] = [None] * len(self.members)
             for j, (m, tm) in enumerate(zip(run, trained)):
+                m.meter.hold(self.holding[0], self.holding[1] / len(run))   # an even share
                 rows[self.members.index(m)] = m.finish_epoch(tm, evals[j] or None, last)
             if any(m.status != "running" for m in run):
                 self.sync()             # stopped members keep their state as of now

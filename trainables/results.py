@@ -222,21 +222,30 @@ def tune_statuses(experiment: str | Path) -> dict:
     return {}
 
 
-def trial_state(results: list[dict], trial_dir: Path, tune_status: str | None = None) -> str:
-    """terminated / diverged / stopped / errored / running (running also covers pending and
-    killed). ``stopped``: Tune ended it before its last epoch (an ASHA early stop)."""
-    last = results[-1] if results else {}
-    if last.get("status") == "diverged":
+def trial_status(last_row: dict | None, tune_status: str | None, errored: bool = False) -> str:
+    """THE rule for a trial's status, which every reader applies (``elm-study status``, the
+    report, ``status --watch``, the console's ``done`` line): terminated / diverged / stopped /
+    errored / running (running also covers pending and killed).
+
+    ``last_row``: the trial's last reported row (its ``status`` is the trainer's own word:
+    running, finished, diverged); ``tune_status``: what Tune says of the trial (TERMINATED,
+    ERROR, RUNNING, PENDING...; None when unknown); ``errored``: the trial folder holds Tune's
+    error file. ``stopped``: Tune ended it before its last epoch (an ASHA early stop), which the
+    trainer cannot know, so its last row still says running."""
+    row_status = (last_row or {}).get("status")
+    if row_status == "diverged":
         return "diverged"
-    if last.get("status") == "finished":
+    if row_status == "finished":
         return "terminated"
-    if (trial_dir / "error.txt").exists() or (trial_dir / "error.pkl").exists():
+    if errored or tune_status == "ERROR":
         return "errored"
-    if tune_status == "ERROR":
-        return "errored"
-    if tune_status == "TERMINATED" and results:
+    if tune_status == "TERMINATED" and last_row:
         return "stopped"
     return "running"
+
+
+def _has_error_file(trial_dir: Path) -> bool:
+    return (trial_dir / "error.txt").exists() or (trial_dir / "error.pkl").exists()
 
 
 def trial_id_of(d: Path, results: list[dict]) -> str:
@@ -326,7 +335,8 @@ def study_trials(study: str | Path, damage: list | None = None) -> list[dict]:
             records.append({"trial_dir": d, "run": run_number(exp), "trial_id": trial_id,
                             "trial_key": recorded or key, "config": config, "raw": raw,
                             "epochs": rows,
-                            "status": trial_state(rows, d, statuses.get(tune_id))})
+                            "status": trial_status(rows[-1] if rows else None,
+                                                   statuses.get(tune_id), _has_error_file(d))})
     return records
 
 
@@ -344,3 +354,23 @@ def one_per_key(records: list[dict]) -> list[dict]:
             best[k] = t
     keep = {id(t) for t in best.values()}
     return [t for t in records if not t.get("trial_key") or id(t) in keep]
+
+
+# what a trial cost (trainables.cost): cumulative in its rows, over every attempt
+COST_TOTAL_FIELDS = ("cost_wall_s", "cost_cpu_s", "cost_gpu_s", "cost_attempts")
+
+
+def cost_totals(rows: list[dict]) -> dict:
+    """A trial's cost so far from its rows: the largest of each cumulative cost field (the
+    rows of a retried epoch appear twice; a later attempt's rows include the earlier ones').
+    Each field is None when no row has it (written before costs were recorded), and
+    ``cost_device``/``cost_kind`` are the last row's that has them."""
+    out: dict = {k: None for k in COST_TOTAL_FIELDS}
+    for r in rows or []:
+        for k in COST_TOTAL_FIELDS:
+            v = r.get(k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                out[k] = v if out[k] is None else max(out[k], v)
+    last = next((r for r in reversed(rows or []) if r.get("cost_kind")), {})
+    out["cost_kind"], out["cost_device"] = last.get("cost_kind"), last.get("cost_device")
+    return out

@@ -22,8 +22,8 @@ import yaml
 
 from trainables.checkpoints import (LAST_FILE, CheckpointError, check_checkpoint,
                                     load_checkpoint, write_epoch)
-from trainables.config import (HEADS, IMB_TYPES, LARGE_SCALE_DATASETS, LARGE_SCALE_RECIPE,
-                               PRECISIONS, REMOVED_FIELDS, TrialConfig, parse_value)
+from trainables.config import (HEADS, IMB_TYPES, LARGE_SCALE_DATASETS, PRECISIONS,
+                               REMOVED_FIELDS, TrialConfig, parse_value, recipe_defaults)
 from trainables.data import describe_dataset, list_datasets
 from trainables.jsonio import dumps_strict
 from trainables.losses import LOSSES, describe_loss, list_losses
@@ -84,15 +84,23 @@ def _help(f) -> str:
     if f.name in CHOICES:
         text += f"; one of: {', '.join(CHOICES[f.name]())}"
     default = f.default if f.default is not MISSING else f.default_factory()
-    large = LARGE_SCALE_RECIPE.get(f.name, default)
+    large = _large_scale_values(f.name, default)
     if default is not None or "None" not in text:   # else the help says what None means
-        text += f" (default: {_show(default)}"
-        if large != default:
-            text += f"; {_show(large)} for {', '.join(LARGE_SCALE_DATASETS)}"
-        text += ")"
-    elif large != default:
-        text += f" ({_show(large)} for {', '.join(LARGE_SCALE_DATASETS)})"
+        text += f" (default: {_show(default)}{'; ' + large if large else ''})"
+    elif large:
+        text += f" ({large})"
     return text.replace("%", "%%")
+
+
+def _large_scale_values(name: str, default) -> str:
+    """'90 for imagenet_lt, places_lt, inat2018': the large-scale datasets' own defaults of a
+    field, where they are not the CIFAR one, datasets sharing a value named together."""
+    by_value: dict[str, list[str]] = {}
+    for dataset in LARGE_SCALE_DATASETS:
+        value = recipe_defaults(dataset).get(name, default)
+        if value != default:
+            by_value.setdefault(_show(value), []).append(dataset)
+    return "; ".join(f"{v} for {', '.join(ds)}" for v, ds in by_value.items())
 
 
 def _show(v) -> str:
@@ -248,7 +256,8 @@ def train(trainer, cfg: TrialConfig, out: Path | None, quiet: bool) -> int:
         (out / "config.json").write_text(dumps_strict(cfg.resolved(), indent=1))
     print(f"# {cfg.dataset}-{cfg.imb_type} r={cfg.ratio:g}  loss={cfg.loss} "
           f"{cfg.loss_hparams()}  drw={cfg.drw}  epochs={cfg.epochs}  device={trainer.device}  "
-          f"train={sum(trainer.data.class_counts)} counts={trainer.data.class_counts}", flush=True)
+          f"train={sum(trainer.data.class_counts)} counts={trainer.data.class_counts}  "
+          f"data {_fingerprint_words(trainer.data)}", flush=True)
     for m in trainer.epochs():
         if not quiet or m["done"]:
             print(format_line(m), flush=True)
@@ -259,7 +268,26 @@ def train(trainer, cfg: TrialConfig, out: Path | None, quiet: bool) -> int:
     if m.get("test_top1") is not None:
         print(f"final top1 {m['test_top1']:.2f}  best top1 {m['best_test_top1']:.2f} "
               f"(epoch {m['best_epoch']}, selected on the test set)  status {trainer.status}")
+    print(cost_line(m), flush=True)
     return 0 if trainer.status == "finished" else 1
+
+
+def _fingerprint_words(data) -> str:
+    fp = getattr(data, "fingerprint", "")
+    return f"{fp} (sources {data.source_fingerprint})" if fp else "unknown"
+
+
+def cost_line(m: dict) -> str:
+    """'cost 41.3 CPU-s (2 CPUs, cpu; 20.7 s wall, 2 attempts)': the trial's cost over every
+    attempt (trainables.cost)."""
+    if m.get("cost_wall_s") is None:
+        return "cost unknown"
+    kind = m.get("cost_kind") or "cpu"
+    held = (f"{m.get('cost_share', 0):g} CPUs" if kind == "cpu"
+            else f"{m.get('cost_share', 0):g} GPU")
+    return (f"cost {m.get(f'cost_{kind}_s', 0):.1f} {kind.upper()}-s ({held}, "
+            f"{m.get('cost_device')}; {m['cost_wall_s']:.1f} s wall, "
+            f"{m.get('cost_attempts', 1)} attempt{'s' * (m.get('cost_attempts', 1) != 1)})")
 
 
 def _append_line(out: Path, row: dict) -> None:

@@ -122,6 +122,19 @@ def test_a_sigkilled_pack_is_retried_from_its_checkpoint_and_ends_as_uninterrupt
                 assert row.get(metric) == want, (t["trial_id"], epoch, metric)
 
 
+def test_members_share_their_packs_cpu_and_the_killed_packs_cost_both_attempts(packed):
+    """A pack of 2 holding 1 CPU: each member counts half a CPU (trainables/cost.py); the
+    members of the pack SIGKILLed after epoch 1 count both attempts."""
+    study, pack_id, _ = packed
+    for t in study_trials(study):
+        last = t["raw"][-1]
+        assert {(r["cost_kind"], r["cost_share"]) for r in t["raw"]} == {("cpu", 0.5)}
+        assert last["cost_cpu_s"] == pytest.approx(0.5 * last["cost_wall_s"])
+        killed = last["pack_trial_id"] == pack_id
+        assert last["cost_attempts"] == (2 if killed else 1), (killed, t["raw"])
+        assert last["cost_wall_s"] > t["raw"][0]["cost_wall_s"]
+
+
 def test_into_a_packed_study_runs_only_the_new_trials(packed, shared_ray):
     study, _, _ = packed
     before = {d: (d / "result.json").read_bytes() for d in trial_dirs(study)}

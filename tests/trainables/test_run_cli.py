@@ -164,7 +164,8 @@ def test_help_lists_every_dataset_loss_and_model_with_groups_and_defaults():
     flat = " ".join(text.split())
     assert "--ratio X imbalance ratio n_max / n_min; 1 = balanced (default: 100.0)" in flat
     assert "one of: fp32, bf16 (default: fp32)" in flat
-    assert "(default: 200; 90 for imagenet_lt, places_lt)" in flat
+    assert "(default: 200; 90 for imagenet_lt, places_lt, inat2018)" in flat
+    assert "(default: 160,180; 50,70,85 for imagenet_lt, places_lt; 30,60 for inat2018)" in flat
 
 
 def test_checkpoint_of_another_config_names_the_fields_that_differ():

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trainables.data.fingerprint import data_fingerprint, file_source
 from trainables.data.imbalance import split_validation, subsample_indices
 from trainables.data.loader import DeviceLoader
 from trainables.data.registry import (DataSizeError, DatasetInfo, get_dataset,
@@ -29,11 +30,16 @@ class TrialData:
     mean: tuple
     std: tuple
     info: DatasetInfo
+    fingerprint: str = ""            # trainables.data.fingerprint: the training examples used
+    source_fingerprint: str = ""     # ... and the source files alone
 
 
 def read_raw(info: DatasetInfo, data_root: str, download: bool):
+    """The dataset's RawSplits, read once per process; read again if a source file changed
+    since (another size or mtime), so the data and its fingerprint stay the files'."""
     key = (info.name, os.path.abspath(os.path.expanduser(data_root)))
-    if key not in _RAW_CACHE:
+    cached = _RAW_CACHE.get(key)
+    if cached is None or any(s.changed() for s in cached.sources):
         _RAW_CACHE[key] = info.read(data_root, download)
     return _RAW_CACHE[key]
 
@@ -51,6 +57,8 @@ class FileData:
     std: tuple
     info: DatasetInfo
     image_size: int
+    fingerprint: str = ""            # of the train list's entries and the lists read
+    source_fingerprint: str = ""
 
 
 def build_data(cfg, device):
@@ -63,6 +71,7 @@ def build_data(cfg, device):
     counts = requested_counts(cfg, info)
     idx = subsample_indices(raw.train_y, counts, cfg.data_seed)
     train_idx, val_idx = split_validation(idx, raw.train_y, cfg.val_fraction, cfg.data_seed)
+    prints = data_fingerprint(raw.sources, train_idx, raw.train_y[train_idx])
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)   # noqa: E731
     used = np.bincount(raw.train_y[train_idx], minlength=info.num_classes)
     return TrialData(
@@ -71,7 +80,7 @@ def build_data(cfg, device):
         val_y=to(raw.train_y[val_idx]) if len(val_idx) else None,
         test_x=to(raw.test_x), test_y=to(raw.test_y), class_counts=[int(n) for n in used],
         num_classes=info.num_classes, channels=info.channels, mean=info.mean, std=info.std,
-        info=info)
+        info=info, fingerprint=prints[0], source_fingerprint=prints[1])
 
 
 def eval_batch_size(cfg, device) -> int:
@@ -108,23 +117,30 @@ def make_loaders(data, cfg, device=None, shard: tuple[int, int] | None = None):
     return train, evals
 
 
-def _list_path(cfg, info, which: int, given):
-    return given if given else os.path.join(os.path.expanduser(cfg.data_root),
-                                            info.split_files[which])
+def _list_path(cfg, info, which: int, given) -> str | None:
+    """The split file given, else the dataset's default under data_root (None: it has none)."""
+    if given:
+        return given
+    default = info.split_files[which]
+    return os.path.join(os.path.expanduser(cfg.data_root), default) if default else None
 
 
 def build_file_data(cfg, info: DatasetInfo) -> FileData:
-    from trainables.data.large_scale import (ListDataset, build_transforms, read_split_list,
+    from trainables.data.large_scale import (ListDataset, build_transforms, read_split,
                                              validate_split)
     size = cfg.image_size or info.image_size
     raw = cfg.gpu_decode
-    splits = {}
+    splits, sources = {}, []
     for i, (name, given) in enumerate((("train", cfg.train_list), ("val", cfg.val_list),
                                        ("test", cfg.test_list))):
         path = _list_path(cfg, info, i, given)
-        if name == "val" and not given and not os.path.exists(path):
+        if name == "val" and not given and (path is None or not os.path.exists(path)):
             continue                                  # the val list is optional
-        splits[name] = read_split_list(path, f"{info.name} {name} list ({path})")
+        if path is None:
+            raise FileNotFoundError(f"{info.name} has no default {name} split: pass "
+                                    f"--{name}-list")
+        splits[name] = read_split(path, f"{info.name} {name} list ({path})")
+        sources.append(file_source(path, f"{name}_list"))
         validate_split(splits[name], cfg.data_root, info.num_classes)
     counts = splits["train"].counts(info.num_classes)
     empty = [c for c, n in enumerate(counts) if n == 0]
@@ -134,6 +150,8 @@ def build_file_data(cfg, info: DatasetInfo) -> FileData:
                             "classes have none); every class needs at least one")
     make = lambda s, train: ListDataset(s, cfg.data_root, build_transforms(size, train),  # noqa
                                         raw_bytes=raw)
+    labels = splits["train"].labels
+    prints = data_fingerprint(sources, range(len(labels)), labels)
     return FileData(make(splits["train"], True), make(splits["val"], False) if "val" in splits
                     else None, make(splits["test"], False), counts, info.num_classes, 3,
-                    info.mean, info.std, info, size)
+                    info.mean, info.std, info, size, *prints)

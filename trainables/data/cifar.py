@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainables.data.fingerprint import read_source
 from trainables.data.raw import RawSplits
 
 _LAYOUT = {
@@ -17,11 +18,14 @@ _LAYOUT = {
 URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 
-def _read(files, label_key):
+def _read(files, label_key, sources: list):
+    """Images and labels of ``files`` concatenated in order; each file's Source (named
+    ``<folder>/<file>``, its sha256 from the bytes read) appended to ``sources``."""
     xs, ys = [], []
     for f in files:
-        with open(f, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
+        data, src = read_source(f, f"{f.parent.name}/{f.name}")
+        sources.append(src)
+        d = pickle.loads(data, encoding="bytes")
         xs.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.append(np.asarray(d[label_key], dtype=np.int64))
     return np.concatenate(xs), np.concatenate(ys)
@@ -54,9 +58,10 @@ def read_cifar(data_root: str, download: bool, num_classes: int) -> RawSplits:
         import torchvision
         getattr(torchvision.datasets, tv_name)(str(Path(data_root).expanduser()), download=True)
     locate_cifar(data_root, False, num_classes)      # still missing after a download: refuse
-    tx, ty = _read([base / n for n in train], key)
-    vx, vy = _read([base / n for n in test], key)
-    return RawSplits(tx, ty, vx, vy)
+    sources: list = []
+    tx, ty = _read([base / n for n in train], key, sources)
+    vx, vy = _read([base / n for n in test], key, sources)
+    return RawSplits(tx, ty, vx, vy, sources)
 
 
 def locate_cifar10(data_root: str, download: bool) -> Path:

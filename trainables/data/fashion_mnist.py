@@ -5,13 +5,13 @@ Images are zero-padded 28×28 → 32×32 and kept grey (one channel: the ResNet3
 """
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from trainables.data.fingerprint import read_source
 from trainables.data.raw import RawSplits
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
@@ -31,11 +31,13 @@ def search_dirs(data_root: str) -> list[Path]:
     return [root] + [root / d for d in ROOT_SUBDIRS] + ([Path(DEBIAN_DIR)] if default else [])
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An idx file (plain or .gz): magic 0x00000800 | ndim, big-endian dims, uint8 data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+def read_idx(path: Path, sources: list | None = None) -> np.ndarray:
+    """An idx file (plain or .gz): magic 0x00000800 | ndim, big-endian dims, uint8 data. Its
+    Source (named as the file without .gz; the digest of the decompressed content) is
+    appended to ``sources`` when given."""
+    data, src = read_source(path, path.name[:-3] if path.suffix == ".gz" else path.name)
+    if sources is not None:
+        sources.append(src)
     magic, = struct.unpack(">I", data[:4])
     if magic >> 8 != 0x08:
         raise ValueError(f"{path} is not a uint8 idx file (magic {magic:#x})")
@@ -76,7 +78,8 @@ def read_fashion_mnist(data_root: str, download: bool) -> RawSplits:
         import torchvision
         torchvision.datasets.FashionMNIST(str(Path(data_root).expanduser()), download=True)
         folder = locate_fashion_mnist(data_root, False)
-    arr = {k: read_idx(_find(folder, f)) for k, f in FILES.items()}
+    sources: list = []
+    arr = {k: read_idx(_find(folder, f), sources) for k, f in FILES.items()}
     for split in ("train", "test"):
         x, y = arr[split + "_x"], arr[split + "_y"]
         if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (x.shape[0],):
@@ -84,4 +87,4 @@ def read_fashion_mnist(data_root: str, download: bool) -> RawSplits:
                              "N×28×28 / N")
     pad = lambda x: np.pad(x, ((0, 0), (2, 2), (2, 2)))[:, None]   # noqa: E731
     return RawSplits(pad(arr["train_x"]), arr["train_y"].astype(np.int64),
-                     pad(arr["test_x"]), arr["test_y"].astype(np.int64))
+                     pad(arr["test_x"]), arr["test_y"].astype(np.int64), sources)

@@ -1,9 +1,11 @@
-"""ImageNet-LT / Places-LT: images on disk listed by split files (``relative/path label``).
+"""ImageNet-LT / Places-LT / iNaturalist 2018: images on disk listed by split files.
 
-The images are the user's; the lists are the public OLTR ones, shipped gzipped in
-``trainables/data/lt_splits`` (except ImageNet_LT_train.txt: the user passes its path). Lists
-are validated before training: missing files (count and the first few paths) and labels out
-of range are errors that say where.
+A split is a ``relative/path label`` list, or for iNaturalist 2018 its official COCO-style JSON
+(trainables.data.inat), read into the same records (``read_split``). The images are the user's;
+the ImageNet-LT / Places-LT lists are the public OLTR ones, shipped gzipped in
+``trainables/data/lt_splits`` (except ImageNet_LT_train.txt: the user passes its path). Splits
+are validated before training: malformed lines or JSON, labels out of range and missing files
+(count and the first few paths) are one-line errors naming the file.
 Loading uses a DataLoader with workers, pinned memory and persistent workers; augmentation is
 docs/data.md (RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0); test Resize + CenterCrop).
 With ``gpu_decode`` the workers only read bytes and JPEGs are decoded batched on the device.
@@ -40,28 +42,47 @@ def read_split_list(path, name: str | None = None) -> SplitList:
     if not path.exists():
         raise FileNotFoundError(f"split list {path} does not exist")
     paths, labels, bad = [], [], []
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
+    lines = _read_text(path).splitlines()
+    for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+        if len(parts) != 2 or not parts[1].lstrip("-").isdecimal():
             bad.append(i)
             continue
         paths.append(parts[0])
         labels.append(int(parts[1]))
     if bad:
-        raise ValueError(f"{path}: {len(bad)} malformed line(s) (want 'relative/path label'), "
-                         f"first at line(s) {bad[:5]}")
+        first = lines[bad[0] - 1].strip()
+        raise ValueError(f"{path}: {len(bad)} malformed line(s) (want 'relative/path label', "
+                         f"the label an integer), first at line(s) {bad[:5]}: {first[:80]!r}")
     return SplitList(name or path.name, paths, labels)
+
+
+def read_split(path, name: str | None = None) -> SplitList:
+    """A split in either public format, told by its name: COCO-style JSON (``.json`` or
+    ``.json.gz``, iNaturalist's train2018.json / val2018.json) or a ``relative/path label``
+    list (anything else)."""
+    path = Path(path).expanduser()
+    if not path.name.endswith((".json", ".json.gz")):
+        return read_split_list(path, name)
+    if not path.exists():
+        raise FileNotFoundError(f"split file {path} does not exist")
+    from trainables.data.inat import coco_records
+    return SplitList(name or path.name, *coco_records(_read_text(path), path))
 
 
 def _read_text(path: Path) -> str:
     # the shipped lists (trainables/data/lt_splits) are gzipped; users' lists usually are not
-    if path.suffix == ".gz":
-        import gzip
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            return f.read()
-    return path.read_text()
+    try:
+        if path.suffix == ".gz":
+            import gzip
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                return f.read()
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}); want a split list or "
+                         "JSON") from None
 
 
 def validate_split(split: SplitList, root, num_classes: int, check_files: bool = True) -> None:

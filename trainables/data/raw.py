@@ -1,7 +1,8 @@
-"""RawSplits: what a reader returns (uint8 N×C×H×W images, int64 labels)."""
+"""RawSplits: what a reader returns (uint8 N×C×H×W images, int64 labels, and the sources
+read: trainables.data.fingerprint.Source, in read order)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,3 +13,4 @@ class RawSplits:
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    sources: list = field(default_factory=list)

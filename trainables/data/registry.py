@@ -23,7 +23,9 @@ class DatasetInfo:
     std: tuple[float, ...]
     reader: str                  # "module:function" (memory datasets)
     kind: str = "memory"         # "memory": 32×32 arrays on the device; "files": split lists
-    split_files: tuple[str, ...] = ()   # default list names (train, val, test) under data_root
+    # default split files (train, val, test) under data_root; "" = no default (the split is
+    # optional, or must be given)
+    split_files: tuple[str, ...] = ()
     description: str = ""
     # "module:function" called as ``locate(data_root, download)``: checks the files are there
     # without reading them (FileNotFoundError saying where), so a CLI can refuse a bad
@@ -33,6 +35,7 @@ class DatasetInfo:
     # counts are checked against before anything is read (training_counts); 0 = not known
     # without reading (split-list datasets: their lists are checked when read)
     train_per_class: int = 0
+    title: str = ""              # the name a table prints (setting_label, below)
 
     def read(self, data_root: str, download: bool):
         return _resolve(self.reader)(data_root, download)
@@ -116,6 +119,19 @@ def get_dataset(name: str) -> DatasetInfo:
     return DATASETS.get_spec(name)
 
 
+def setting_label(dataset, imb_type, ratio) -> str:
+    """The one label of a setting, in every table, figure, verdict and status line: the
+    dataset's title, and for a dataset the config subsamples (CIFAR, Fashion-MNIST) the
+    imbalance profile and ratio ρ; a split-list dataset's imbalance is its lists'."""
+    info = DATASETS.get(dataset)
+    if info is None:
+        return f"{dataset} {imb_type} ρ={float(ratio):g}"
+    if info.kind == "files":
+        return info.title
+    imb = {"lt": "LT", "step": "Step"}.get(imb_type, str(imb_type))
+    return f"{info.title} {imb} ρ={float(ratio):g}"
+
+
 def list_datasets(filter: str = "") -> list[str]:
     """Registered dataset names, sorted; ``filter`` is a wildcard such as ``"cifar*"``."""
     return DATASETS.names(filter)
@@ -130,32 +146,53 @@ register_dataset(DatasetInfo("cifar10", 10, 5000, 3, 32, _CIFAR_MEAN, _CIFAR_STD
                              "trainables.data.cifar:read_cifar10",
                              description="CIFAR-10 (python pickles under data_root)",
                              locator="trainables.data.cifar:locate_cifar10",
-                             train_per_class=5000))
+                             train_per_class=5000,
+                             title="CIFAR-10"))
 register_dataset(DatasetInfo("cifar100", 100, 500, 3, 32, _CIFAR_MEAN, _CIFAR_STD,
                              "trainables.data.cifar:read_cifar100",
                              description="CIFAR-100, fine labels (python pickles under data_root)",
                              locator="trainables.data.cifar:locate_cifar100",
-                             train_per_class=500))
+                             train_per_class=500,
+                             title="CIFAR-100"))
 # Grey, one channel: the ResNet32 stem takes 1 input channel (cheaper than replicating to 3).
 # Images are zero-padded 28 -> 32; mean/std are those of the padded training set.
 register_dataset(DatasetInfo("fashion_mnist", 10, 6000, 1, 32, (0.2190,), (0.3318,),
                              "trainables.data.fashion_mnist:read_fashion_mnist",
                              description="Fashion-MNIST, grey 28x28 padded to 32 (idx files)",
                              locator="trainables.data.fashion_mnist:locate_fashion_mnist",
-                             train_per_class=6000))
+                             train_per_class=6000,
+                             title="Fashion-MNIST"))
 # Tiny, deterministic, learnable: for unit and integration tests only.
 register_dataset(DatasetInfo("synthetic", 10, 100, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
                              "trainables.data.synthetic:read_synthetic",
                              description="tiny generated data for tests (no files)",
-                             train_per_class=100))
+                             train_per_class=100,
+                             title="synthetic"))
 # Large-scale, read from the user's image folders through split lists (docs/data.md).
-# ImageNet's channel statistics, for both (the transforms of trainables.data.large_scale too).
+# ImageNet's channel statistics, for all three (the transforms of trainables.data.large_scale too).
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 register_dataset(DatasetInfo("imagenet_lt", 1000, 1280, 3, 224, IMAGENET_MEAN, IMAGENET_STD, "",
                              "files", ("ImageNet_LT_train.txt", "ImageNet_LT_val.txt",
                                        "ImageNet_LT_test.txt"),
-                             description="ImageNet-LT: your ImageNet images + split lists"))
+                             description="ImageNet-LT: your ImageNet images + split lists",
+                             title="ImageNet-LT"))
 register_dataset(DatasetInfo("places_lt", 365, 4980, 3, 224, IMAGENET_MEAN, IMAGENET_STD, "",
                              "files", ("Places_LT_train.txt", "Places_LT_val.txt",
                                        "Places_LT_test.txt"),
-                             description="Places-LT: your Places365 images + split lists"))
+                             description="Places-LT: your Places365 images + split lists",
+                             title="Places-LT"))
+# iNaturalist 2018: the official JSON by default (what the dataset's download holds); the
+# Decoupling lists are the same records (--train-list / --test-list). No default validation
+# split: the public val2018 is the field's test set, and selecting on it would be selecting on
+# the test set (a validation list held out of TRAIN goes to --val-list). img_max: the largest
+# class of train2018 as the field reports it (1,000; imbalance ratio 500); a trial's counts
+# are its train list's.
+register_dataset(DatasetInfo("inat2018", 8142, 1000, 3, 224, IMAGENET_MEAN, IMAGENET_STD, "",
+                             "files", ("train2018.json", "", "val2018.json"),
+                             description="iNaturalist 2018: your images + train2018.json or a "
+                                         "path-label list; tested on val2018, as the field "
+                                         "does\n\n437,513 training images, 8,142 classes; "
+                                         "val2018 (24,426 images) is the test set. "
+                                         "Decoupling's iNaturalist18_train.txt / _val.txt "
+                                         "are the same records (docs/data.md)",
+                             title="iNaturalist 2018"))

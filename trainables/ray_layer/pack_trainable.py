@@ -32,8 +32,8 @@ from trainables.methods import flatten_trial
 from trainables.ray_layer.dashboard import trial_gauges
 from trainables.ray_layer.pack_storage import MemberFolder, common_restart, local_storage
 from trainables.ray_layer.private import node_id, trial_storage
-from trainables.results import (PACK_ID_FIELD, PACK_ROWS_KEY, member_trial_id, pack_members,
-                                trial_static_fields)
+from trainables.results import (PACK_ID_FIELD, PACK_ROWS_KEY, cost_totals, member_trial_id,
+                                pack_members, trial_static_fields)
 
 PACK_STATE_FILE = "pack.json"   # the pack's own (small) Tune checkpoint: its epoch
 
@@ -93,6 +93,11 @@ def _open_pack(config: dict, pack_id: str, member_dirname) -> tuple:
         raise TrialSetupError(f"pack {pack_id} could not start on node "
                               f"{socket.gethostname()}: {e}") from None
     _restore(pack, folders)
+    from trainables.cost import hold_of
+    from trainables.ray_layer.trainable import trial_resources
+    pack.hold(*hold_of(trial_resources(), pack.device))   # shared by its members (cost.py)
+    for member, f in zip(pack.members, folders):   # earlier attempts' rows, dropped ones too
+        member.meter.credit(cost_totals(f.rows))
     statics = [{**trial_static_fields(cfg), "node_id": node_id(), "trial_id": i,
                 PACK_ID_FIELD: pack_id, "pack_size": len(cfgs),
                 "resumed_from_epoch": m.epoch} for cfg, i, m in zip(cfgs, ids, pack.members)]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trainables.checkpoints import CHECKPOINT_FILE, CheckpointError, load_checkpoint, newest_good
 from trainables.ray_layer.private import trial_storage
-from trainables.results import parse_json_lines
+from trainables.results import cost_totals, parse_json_lines
 
 
 def checkpoints_on_storage(where) -> list:
@@ -38,15 +38,21 @@ def reported_epochs(where) -> set | None:
     No file is not "no rows": the driver syncs its staging result.json to storage in the
     background, so a trial killed seconds after it started may have none there yet, and then
     Tune keeps the driver's own copy, which holds every row the driver received."""
+    rows = reported_rows(where)
+    return None if rows is None else {row.get("epoch") for row in rows}
+
+
+def reported_rows(where) -> list[dict] | None:
+    """The rows of the trial's stored result.json; None as :func:`reported_epochs`."""
     if where is None:
         return None
     fs, path = where
     try:
         with fs.open_input_stream(f"{path}/result.json") as f:
             text = f.read().decode()
-    except OSError:       # FileNotFoundError included: see above
+    except OSError:       # FileNotFoundError included: see reported_epochs
         return None
-    return {row.get("epoch") for row in parse_json_lines(text)}
+    return parse_json_lines(text)
 
 
 def load_any(src) -> dict:
@@ -88,6 +94,11 @@ class TrialStorage:
         on_disk = newest_good(checkpoints_on_storage(self.where), load=load_any)
         state = on_disk if on_disk and on_disk["epoch"] > tune_epoch else known
         return state, tune_epoch
+
+    def earlier_cost(self) -> dict:
+        """What the trial's earlier attempts cost, from its stored rows (rows reported after
+        the checkpoint a retry restores count too): trainables.results.cost_totals."""
+        return cost_totals(reported_rows(self.where) or [])
 
     def lost_epochs(self, state: dict, tune_epoch: int) -> list[dict]:
         """Rows of epochs the restored checkpoint trained that are not in the stored

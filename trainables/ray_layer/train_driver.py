@@ -67,9 +67,11 @@ def _start_timeout_s() -> float:
 
 def train_worker(config: dict) -> None:
     """One Ray Train worker: the engine with a Dist hook; rank 0 writes the checkpoints."""
+    import ray
     import ray.train
     import ray.train.torch
 
+    from trainables.cost import hold_of
     from trainables.engine import Trainer
     cfg = TrialConfig.from_dict(flatten_trial(config))
     device = ray.train.torch.get_device() if torch.cuda.is_available() and \
@@ -81,6 +83,9 @@ def train_worker(config: dict) -> None:
               "resumed_from_epoch": state["epoch"] if state else 0}
     if state is not None:
         trainer.load_state_dict(state)
+    # the trial's cost: what this worker holds, times the workers (trainables.cost)
+    trainer.meter.hold(*hold_of(ray.get_runtime_context().get_assigned_resources(), device,
+                                workers=dist.world))
 
     def emit(row: dict, folder) -> None:
         # every worker reports (Train's report is a barrier); the folder name is rank 0's

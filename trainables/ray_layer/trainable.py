@@ -12,12 +12,22 @@ import socket
 
 from trainables.checkpoints import write_epoch
 from trainables.config import TrialConfig
+from trainables.cost import hold_of
 from trainables.faults import maybe_inject_fault
 from trainables.methods import flatten_trial
 from trainables.ray_layer.dashboard import trial_gauges
 from trainables.ray_layer.private import node_id
 from trainables.ray_layer.storage import TrialStorage
 from trainables.results import trial_static_fields
+
+
+def trial_resources() -> dict:
+    """The resources Tune gave this trial ({'CPU': 1.0, 'GPU': 0.25}); {} outside Tune."""
+    from ray import tune
+    try:
+        return dict(tune.get_context().get_trial_resources().required_resources)
+    except Exception:   # not in a Tune trial (a direct call)
+        return {}
 
 
 class TrialSetupError(RuntimeError):
@@ -56,12 +66,15 @@ def train_trial(config: dict) -> None:
     storage = TrialStorage()
     state, tune_epoch = storage.restore(tune.get_checkpoint())
     static["resumed_from_epoch"] = state["epoch"] if state else 0   # shows retries in rows
+    trainer.meter.hold(*hold_of(trial_resources(), trainer.device))   # its share (cost.py)
 
     def emit(row: dict, folder) -> None:
         tune.report(row, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
 
     if state is not None:
         trainer.load_state_dict(state)
+    trainer.meter.credit(storage.earlier_cost())   # earlier attempts, retries included
+    if state is not None:
         for h in storage.lost_epochs(state, tune_epoch):
             # the restored epoch's row carries a checkpoint, as the original did
             write_epoch(trainer, {**h, **static}, cfg, emit, force=h.get("epoch") == state["epoch"])
