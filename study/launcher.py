@@ -290,6 +290,10 @@ def resume_study(path: Path, meta: dict, *, cluster: ClusterOptions = ClusterOpt
     from study.plan import run_options
     from study.progress import watch_restored
     from trainables.ray_layer.dispatch import trainable_for
+    from trainables.ray_layer.tune_state import restore_damaged
+    for name in restore_damaged(path):   # a driver killed while Tune wrote its state
+        print(f"{name} was empty or cut (its driver was killed while Tune wrote it): "
+              "restored from its last complete copy", flush=True)
     todo = runs_to_resume(Path(path), meta)
     if not todo:
         print(f"study {meta['name']}: every trial of every run is finished; nothing to resume")

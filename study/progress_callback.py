@@ -36,6 +36,16 @@ class StudyProgress(Callback):
         self.start = self.last_line = time.time()
         self.epochs_at_start: int | None = None
         self.waiting_since: float | None = None   # since when the study waits for resources
+        self.last_copy = 0.0                      # keep_state_copies' clock
+
+    def keep_state_copies(self, every_s: float = 5.0) -> None:
+        """A copy of Tune's experiment state whenever it is complete (tune_state.py: a driver
+        killed while Tune rewrites it must not lose the run's trial list); at most every
+        ``every_s`` seconds. Called in the driver thread that writes the state."""
+        if time.time() - getattr(self, "last_copy", 0.0) >= every_s:
+            from trainables.ray_layer.tune_state import keep_copies
+            keep_copies(self.path)
+            self.last_copy = time.time()
 
     def say(self, text: str) -> None:
         print(text, file=sys.stdout, flush=True)
@@ -89,6 +99,7 @@ class StudyProgress(Callback):
 
     # ---- the study ----------------------------------------------------------------------
     def on_step_end(self, iteration, trials, **info):
+        self.keep_state_copies()
         if time.time() - self.last_line >= self.every_s:
             self.last_line = time.time()
             self.say(self.study_line(trials))
@@ -138,6 +149,7 @@ class StudyProgress(Callback):
         return waiting_note(now - self.waiting_since, what, asked, free, total)
 
     def on_experiment_end(self, trials, **info):
+        self.keep_state_copies(every_s=0.0)
         self.say(self.study_line(trials))
         unfinished = sum(_members(t) for t in trials if t.status not in ("TERMINATED",
                                                                           "ERROR"))
