@@ -6,20 +6,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import tempfile
 from pathlib import Path
+
+from trainables.cli import OneLineParser, folder_problem
 
 VALID_VARIANT_PARTS = ("fp32", "bf16", "channels_last", "compile")
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that prints its errors as the one line (no usage block)."""
+class Parser(OneLineParser):
+    """The project's one-line-error parser, named after the bench script."""
 
     def __init__(self, script: str, **kw):
         super().__init__(prog=f"bench/{Path(script).name}", **kw)
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
 
     def parse_checked(self, argv=None):
         """(args, torch device): parse_args, then the --device and --json every bench script
@@ -78,10 +76,9 @@ def writable(parser: Parser, path: str | None) -> None:
     folder = Path(path).expanduser().resolve().parent
     if not folder.is_dir():
         parser.error(f"argument --json: folder {folder} does not exist")
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as e:
-        parser.error(f"argument --json: cannot write in {folder} ({e.strerror})")
+    problem = folder_problem(folder, create=False)
+    if problem:
+        parser.error(f"argument --json: cannot write in {folder} ({problem[1]})")
 
 
 def need(parser: Parser, module: str, why: str, pip: str | None = None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,22 +47,12 @@ def check_writable(root: str, *, create: bool = True) -> None:
     ``create`` (a dry run) nothing is made: the nearest existing folder must be writable."""
     if is_remote(root):
         return
-    p = Path(root)
-    if not create:   # probe the nearest existing folder with a folder removed at once
-        existing = next(a for a in (p, *p.parents) if a.exists())
-        try:
-            os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=existing))
-        except OSError as e:
-            raise StudyError(f"--storage {root} is not writable ({existing}: "
-                             f"{e.strerror or e})") from None
-        return
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".write-test-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise StudyError(f"--storage {root} is not writable ({e.strerror or e})") from None
+    from trainables.cli import folder_problem
+    problem = folder_problem(root, create=create)
+    if problem and not create:
+        raise StudyError(f"--storage {root} is not writable ({problem[0]}: {problem[1]})")
+    if problem:
+        raise StudyError(f"--storage {root} is not writable ({problem[1]})")
 
 
 def read_meta(path: Path) -> dict:
