@@ -53,6 +53,7 @@ def _row(t: dict, study: str) -> dict:
     row.update(hparam_columns(cfg.get("loss", ""), used))
     row["final_top1"] = final.get("test_top1") if row["status"] == "terminated" else None
     row["best_top1_test_selected"] = last.get("best_test_top1")
+    row.update(val_selected(last, row["status"]))
     row.update(cost_totals(raw))      # None where the rows predate costs (unknown)
     for k in _DATA_KEYS:              # None where the rows predate fingerprints (unknown)
         row[k] = next((r[k] for r in reversed(raw) if r.get(k)), None)
@@ -60,6 +61,18 @@ def _row(t: dict, study: str) -> dict:
 
 
 _DATA_KEYS = ("data_fingerprint", "data_source_fingerprint")
+
+
+def val_selected(last: dict, status: str) -> dict:
+    """The validation-selected epoch of a finished trial whose validation split was held out of
+    TRAIN (``val_fraction`` > 0; trainables/engine.py ``select_on_val``): its epoch and the
+    test top-1 / shot groups there. None where the trial has none (no hold-out, a split-list
+    dataset's own val list, rows written before these fields, or not finished)."""
+    keep = status == "terminated" and last.get("val_split") == "train_holdout"
+    return {"val_selected_top1": last.get("val_selected_test_top1") if keep else None,
+            "val_best_epoch": last.get("val_best_epoch") if keep else None,
+            **{f"val_selected_{g}": last.get(f"val_selected_test_{g}") if keep else None
+               for g in ("many", "medium", "few")}}
 
 
 def _add_superseded_cost(rows: list[dict], trials: list[dict]) -> None:

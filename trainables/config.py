@@ -86,7 +86,11 @@ class TrialConfig:
     data_seed: int = field(default=0, metadata={
         "help": "which images are kept; never varied by repeated runs", "group": "data"})
     val_fraction: float = field(default=0.0, metadata={
-        "help": "fraction held out per class from TRAIN, for model selection",
+        "help": "fraction held out per class from TRAIN, for model selection (rows then "
+                "carry the validation-selected epoch, val_selected_test_top1); 0 = off. The "
+                "trial trains on fewer images, so it is another trial (key and data "
+                "fingerprint differ), and costs an evaluation pass over the held-out images "
+                "at each eval_every",
         "group": "data"})
     data_root: str = field(default="./data", metadata={
         "help": "folder holding the dataset; a path you give is used or refused, never "

@@ -145,6 +145,53 @@ def start_epoch(t, epoch: int) -> float:
     return lr
 
 
+# ---- the validation-selected epoch (docs/recipe.md, "What a result reports") ----------------
+VAL_SELECTED_KEYS = ("val_best_epoch", "val_best_top1", "val_selected_test_top1",
+                     "val_selected_test_many", "val_selected_test_medium",
+                     "val_selected_test_few")
+
+
+def val_selection_start(data, eval_loaders) -> dict:
+    """The validation-selected fields before any evaluation (NaN, epoch 0), or {} for a trial
+    without a validation split. ``val_split``: 'train_holdout' (``val_fraction`` of TRAIN held
+    out) or 'val_list' (a split-list dataset's own validation list)."""
+    if "val" not in eval_loaders:
+        return {}
+    held_out = getattr(data, "val_x", None) is not None
+    return {"val_best_epoch": 0, "val_best_top1": math.nan, "val_selected_test_top1": math.nan,
+            "val_selected_test_many": math.nan, "val_selected_test_medium": math.nan,
+            "val_selected_test_few": math.nan,
+            "val_split": "train_holdout" if held_out else "val_list"}
+
+
+def select_on_val(best: dict, m: dict, epoch: int) -> dict:
+    """``best`` with the validation-selected epoch updated by this evaluation ``m``: the epoch
+    of the highest validation top-1 so far (ties: the earliest; a NaN never selected), and the
+    test top-1 and shot groups of that epoch."""
+    if "val_top1" not in m or "val_best_epoch" not in best:
+        return best
+    v, old = m["val_top1"], best["val_best_top1"]
+    if math.isnan(v) or not (math.isnan(old) or v > old):
+        return best
+    return {**best, "val_best_epoch": epoch, "val_best_top1": v,
+            "val_selected_test_top1": m.get("test_top1", math.nan),
+            **{f"val_selected_test_{g}": m.get(f"test_{g}", math.nan)
+               for g in ("many", "medium", "few")}}
+
+
+def restore_val_selection(best: dict, data, eval_loaders, history: list[dict]) -> dict:
+    """A loaded ``best``; one saved before the validation-selected fields existed gets them
+    rebuilt from ``history`` (the earlier epochs' rows), as the uninterrupted run has them."""
+    start = val_selection_start(data, eval_loaders)
+    if not start or "val_best_epoch" in best:
+        return best
+    best = {**best, **start}
+    for h in history:
+        if "val_top1" in h:
+            best = select_on_val(best, h, int(h["epoch"]))
+    return best
+
+
 class Trainer:
     """Everything one trial needs, built from a TrialConfig."""
 
@@ -184,6 +231,7 @@ class Trainer:
         self.epoch = 0                  # epochs completed
         self.status = "running"
         self.best = {"best_test_top1": math.nan, "best_epoch": 0}   # NaN until evaluated
+        self.best.update(val_selection_start(self.data, self.eval_loaders))   # {} without val
         self.last_metrics: dict = {}
         self.history: list[dict] = []   # every epoch's metrics: a resumed trial can re-report
         self.confusion: dict = {}       # split -> the last evaluation's confusion matrix
@@ -287,7 +335,9 @@ class Trainer:
                     if last and self.data.num_classes <= CONFUSION_IN_ROW_MAX:
                         m[f"{split}_confusion"] = self.confusion[split]
                 if not m["test_top1"] <= self.best["best_test_top1"]:   # NaN compares False
-                    self.best = {"best_test_top1": m["test_top1"], "best_epoch": self.epoch}
+                    self.best = {**self.best, "best_test_top1": m["test_top1"],
+                                 "best_epoch": self.epoch}
+                self.best = select_on_val(self.best, m, self.epoch)
             if self.status == "running" and last:
                 self.status = "finished"
             m.update(self.best)
@@ -326,6 +376,7 @@ class Trainer:
         self.best = dict(state["best"])
         self.last_metrics = dict(state.get("last_metrics") or {})
         self.history = [dict(h) for h in state.get("history") or []]
+        self.best = restore_val_selection(self.best, self.data, self.eval_loaders, self.history)
         self.meter.load_state_dict(state.get("cost"))   # earlier attempts' cost
 
     def save(self, path) -> None:

@@ -40,8 +40,10 @@ from trainables.config import TrialConfig, pack_split_fields
 from trainables.cost import CostMeter, default_hold
 from trainables.data.build import FileData, build_data, make_loaders
 from trainables.data.fingerprint import row_fields
-from trainables.engine import (CONFUSION_IN_ROW_MAX, _plain, resolve_channels_last, set_lr,
-                               resolve_device, rng_state, seed_everything, start_epoch)
+from trainables.engine import (CONFUSION_IN_ROW_MAX, _plain, resolve_channels_last,
+                               resolve_device, restore_val_selection, rng_state,
+                               seed_everything, select_on_val, set_lr, start_epoch,
+                               val_selection_start)
 from trainables.losses import create_loss
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
 from trainables.models import create_model
@@ -112,6 +114,7 @@ class Member:
         self.epoch = 0
         self.status = "running"
         self.best = {"best_test_top1": math.nan, "best_epoch": 0}
+        self.best.update(val_selection_start(data, self.eval_loaders))   # as Trainer's
         self.last_metrics: dict = {}
         self.history: list[dict] = []
         self.confusion: dict = {}
@@ -132,7 +135,9 @@ class Member:
                 if last and self.data.num_classes <= CONFUSION_IN_ROW_MAX:
                     m[f"{split}_confusion"] = self.confusion[split]
             if not m["test_top1"] <= self.best["best_test_top1"]:   # NaN compares False
-                self.best = {"best_test_top1": m["test_top1"], "best_epoch": self.epoch}
+                self.best = {**self.best, "best_test_top1": m["test_top1"],
+                             "best_epoch": self.epoch}
+            self.best = select_on_val(self.best, m, self.epoch)
         if self.status == "running" and last:
             self.status = "finished"
         m.update(self.best)
@@ -166,6 +171,7 @@ class Member:
         self.best = dict(state["best"])
         self.last_metrics = dict(state.get("last_metrics") or {})
         self.history = [dict(h) for h in state.get("history") or []]
+        self.best = restore_val_selection(self.best, self.data, self.eval_loaders, self.history)
         self.meter.load_state_dict(state.get("cost"))
         self._pack._refuse_needed = True
 
