@@ -13,6 +13,7 @@ methods. Each function writes OUT/<name>.png (+ .pdf, analysis.style) and return
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -49,6 +50,16 @@ def train_counts(study) -> list[int] | None:
     return None
 
 
+def styled(draw):
+    """:func:`analysis.style.styled` (the project's rc settings lent for the call), with
+    matplotlib imported only when ``draw`` runs, so importing this module stays light."""
+    @functools.wraps(draw)
+    def under_rc(*args, **kwargs):
+        from analysis import style
+        return style.styled(draw)(*args, **kwargs)
+    return under_rc
+
+
 def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
 
@@ -65,6 +76,7 @@ def _grid(n: int, per_row: int = 4, size=(2.6, 2.6)):
     return fig, flat[:n]
 
 
+@styled
 def reliability(by: dict, out: Path, colours: dict | None = None) -> Path | None:
     """One panel per method: accuracy in each of the 15 confidence bins (bars) against the
     diagonal, ECE of the pooled seeds in the title."""
@@ -105,6 +117,7 @@ def _row_normalised(rs: list[dict], counts) -> np.ndarray | None:
     return cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
 
 
+@styled
 def confusion(by: dict, counts, out: Path) -> list[Path]:
     """One figure per method (``confusion_<method>.png``): the row-normalised confusion
     matrix of its pooled seeds, classes ordered by training size (largest first)."""
@@ -131,6 +144,7 @@ def _confusion_panel(fig, ax, cm, title: str, colorbar: bool = True) -> None:
     return im
 
 
+@styled
 def confusion_grid(by: dict, counts, out: Path) -> Path | None:
     """Every method's row-normalised confusion matrix in one figure (the report's): the
     diagonal is per-class recall, mass left of it in the lower rows is tail images predicted
@@ -147,6 +161,7 @@ def confusion_grid(by: dict, counts, out: Path) -> Path | None:
     return style.save(fig, Path(out) / "confusion")
 
 
+@styled
 def precision_recall_vs_size(by: dict, counts, out: Path, colours: dict | None = None
                              ) -> Path | None:
     """Per-class precision and recall (mean over seeds) against the class's training size."""

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.diagnostics import styled
+
 EMBED_POINTS = 2000     # training images per panel: UMAP on 2,000 × 64 takes seconds on CPU
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "random_state": 0}   # umap-learn defaults
 PROJECTIONS = ("umap", "pca")
@@ -122,6 +124,7 @@ def embedding_panels(df: pd.DataFrame, points: int = EMBED_POINTS,
     return panels
 
 
+@styled
 def feature_embedding(panels: dict[str, dict], out, class_names=None,
                       projection: str = "umap") -> Path:
     """One panel per method: its 2-D projection coloured by class, one shared class legend;

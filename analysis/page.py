@@ -78,11 +78,14 @@ def figure_html(title: str, png: Path, caption: str) -> str:
 
 
 def page(title: str, meta: str, sections: list[tuple[str, str, str]]) -> str:
-    """``sections``: (id, heading, inner HTML)."""
+    """``meta``: text under the title (paragraphs split at blank lines); ``sections``:
+    (id, heading, inner HTML)."""
     body = "".join(f'<section id="{sid}"><h2>{html.escape(h)}</h2>{inner}</section>'
                    for sid, h, inner in sections)
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(meta)}</p>{body}"
+            f"<h1>{html.escape(title)}</h1>"
+            + "".join(f'<p class="meta">{html.escape(para)}</p>' for para in meta.split("\n\n"))
+            + f"{body}"
             f"<script>{JS}</script></body></html>")

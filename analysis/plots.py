@@ -30,6 +30,7 @@ def study_colours(df: pd.DataFrame) -> dict:
     return style.colours([*methods, *(name for _, name in ELM_SERIES)])
 
 
+@style.styled
 def lambda_ablation(df: pd.DataFrame, out, value: str = "final_top1", colours=None) -> Path:
     """Top-1 vs λ for the ELM family (mean ± std over seeds); LDAM and LDAM + DRW as
     horizontal bands (mean ± std)."""
@@ -57,6 +58,7 @@ def lambda_ablation(df: pd.DataFrame, out, value: str = "final_top1", colours=No
     return style.save(fig, out)
 
 
+@style.styled
 def margin_scale_heatmap(df: pd.DataFrame, out, value: str = "final_top1") -> Path:
     """Mean top-1 over max_m × s; cell text dark or light by the cell's brightness."""
     agg = aggregate(df, value, keys=["max_m", "s"])
@@ -107,6 +109,7 @@ def class_axis(setting: dict) -> tuple[np.ndarray, list[str]]:
     return order, [f"{names[i]}\n({counts[i]})" for i in order]
 
 
+@style.styled
 def per_class_vs_size(df: pd.DataFrame, out, methods=None, colours=None) -> Path:
     """Per-class test accuracy (mean over seeds), classes ordered by training size, named
     where the dataset has names: which classes a method rescues (e.g. Fashion-MNIST's
@@ -137,6 +140,7 @@ def per_class_vs_size(df: pd.DataFrame, out, methods=None, colours=None) -> Path
     return style.save(fig, out)
 
 
+@style.styled
 def shot_groups(df: pd.DataFrame, out, colours=None) -> Path:
     """Many / medium / few-shot accuracy, one bar per method in each group (mean ± std)."""
     d = _done(df)
@@ -169,6 +173,7 @@ def curve_metrics(curves: pd.DataFrame, metrics=("test_top1", "train_loss")) -> 
     return [m for m in metrics if epochs.get(m, 0) >= 2]
 
 
+@style.styled
 def learning_curves(curves: pd.DataFrame, df: pd.DataFrame, out,
                     metric=("test_top1", "train_loss"), colours=None) -> Path:
     """Per-epoch curves, mean with a ± std band over seeds, one line per method; one panel
@@ -195,6 +200,7 @@ def learning_curves(curves: pd.DataFrame, df: pd.DataFrame, out,
     return style.save(fig, out)
 
 
+@style.styled
 def effective_margins(margins: dict, out, colours=None) -> Path:
     """Histogram of per-sample effective margins Δy − λΔc* (the paper's Fig. 2 idea);
     ``margins`` maps a label to an array (see analysis.margins.effective_margins)."""
@@ -209,6 +215,7 @@ def effective_margins(margins: dict, out, colours=None) -> Path:
     return style.save(fig, out)
 
 
+@style.styled
 def embedding(features: np.ndarray, labels: np.ndarray, out, title: str = "",
               class_names=None, projection: str = "umap") -> Path:
     """2-D embedding of penultimate features, one colour per class (named when given);

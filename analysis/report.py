@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis import cost, diagnostics, embedding, fingerprints, page, plots, summary, tables
 from analysis.collect import load_curves, load_derived, load_study, study_runs
+from trainables.cli import OneLineParser, folder_problem
 from trainables.methods import ELM_FAMILY
 from trainables.results import STUDY_FILE, trial_dirs
 
@@ -65,13 +66,6 @@ class AnalysisError(Exception):
     """An expected failure: reported as one line, exit 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the project's one-line error (argparse prints usage + error)."""
-
-    def error(self, message):
-        self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
-
-
 def check_study(study: Path) -> None:
     if not study.exists():
         raise AnalysisError(f"study folder not found: {study}")
@@ -101,13 +95,9 @@ def check_packages() -> None:
 
 def check_out(out: Path) -> None:
     """Create the output folder and prove it writable before any work."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise AnalysisError(f"cannot write the report to {out}: {e.strerror or e}") from None
+    problem = folder_problem(out)
+    if problem:
+        raise AnalysisError(f"cannot write the report to {out}: {problem[1]}")
 
 
 def _figures(df, curves, out, colours, study, trials=None) -> list[tuple[str, Path, str]]:
@@ -141,15 +131,8 @@ def _figures(df, curves, out, colours, study, trials=None) -> list[tuple[str, Pa
 
 
 def _summary_latex(shown, best, caption: str) -> str:
-    tex = shown.drop(columns=["Status"]).map(tables.latex_text)
-    tex.columns = [tables.latex_text(c) for c in tex.columns]
-    mask = best.drop(columns=["Status"]).replace({True: "textbf:--rwrap;", False: ""})
-    mask.columns = tex.columns
-    styler = (tex.style.hide(axis="index").format(escape="latex-math")
-              .format_index(escape="latex-math", axis=1).apply(lambda _: mask, axis=None))
-    return styler.to_latex(hrules=True, environment="table", position="t",
-                           caption=tables.latex_escape(caption),
-                           column_format="l" + "c" * (len(tex.columns) - 1))
+    return tables.latex_table(shown.drop(columns=["Status"]), best.drop(columns=["Status"]),
+                              caption, index=False)
 
 
 def _markdown_summary(shown, best, incomplete) -> str:
@@ -201,7 +184,7 @@ def _layout_tables(df, out) -> list[tuple[str, str, pd.DataFrame]]:
         (out / "table1.tex").write_text(tables.to_latex(frame, "Imbalanced CIFAR (ours)"))
         frame.to_csv(out / "table1.csv")
         tables.side_by_side(cifar).to_csv(out / "vs_paper.csv", index=False)
-        found.append(("table1", "Table I layout (best per column in bold)", frame))
+        found.append(("table1", "Table I layout (best mean per column in bold)", frame))
     for dataset, title in (("imagenet_lt", "Table II layout (ImageNet-LT)"),
                            ("places_lt", "Table III layout (Places-LT)")):
         if (df["dataset"] == dataset).any():
@@ -240,6 +223,9 @@ def build_report(study, out=None) -> Path:
                     trials=df)
     layouts = _layout_tables(df, out)
     header = _header(study, df, derived)
+    scope = summary.scope_note(df)              # a short study says what it cannot show
+    if scope:
+        header = f"{header}\n\n{scope}"
     md = [f"# Study `{study.name}`", "", header, "", "## Verdicts", ""]
     md += [verdicts.to_markdown(index=False, disable_numparse=True) + "\n\n" + rule
            if len(verdicts) else "No pair of methods ran with the same seeds.", ""]
@@ -256,9 +242,11 @@ def build_report(study, out=None) -> Path:
         shown.to_csv(out / "summary.csv", index=False)
         (out / "summary.tex").write_text(_summary_latex(
             shown, best, f"Study {study.name}: test top-1 (%), mean ± std over seeds"))
-        note = ("Mean ± std over seeds (sample std, ddof=1) of the final epoch; best of "
-                "each column within a setting in bold (ECE: lowest); “–”: the method has no "
+        note = ("Mean ± std over seeds (sample std, ddof=1) of the final epoch; best mean "
+                "of each column within a setting in bold (ECE: lowest; a best mean, not a "
+                "tested winner: the verdicts say which differences the seeds support); “–”: the method has no "
                 "such parameter or the metric was not measured.")
+        note += summary.val_selected_note(shown)
         if len(derived):
             note += (" Rows with “+ cRT”, “+ LWS”, “post-hoc LA” or “τ-norm” are derived "
                      "from the study's trials without retraining the backbone (τ* per seed, "
@@ -299,7 +287,7 @@ def build_report(study, out=None) -> Path:
 
 
 def main(argv=None) -> int:
-    p = _Parser(prog=PROG, description="Reports on a study folder written by elm-study.")
+    p = OneLineParser(prog=PROG, hint=f" (see {PROG} --help)", description="Reports on a study folder written by elm-study.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("report", help="write report.html / report.md / LaTeX for a study")
     r.add_argument("study", help="the study folder, e.g. results/quickstart")

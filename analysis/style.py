@@ -4,6 +4,7 @@ text leaves the canvas, PNG + PDF.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
@@ -55,14 +56,24 @@ def colours(labels) -> dict:
     return out
 
 
-# Set once on import: notebooks and reports draw with the same look.
-plt.rcParams.update(RC)
+# Never set on import (matplotlib.rcParams stay the user's): every figure of the package is
+# drawn inside ``styled``, which lends RC for the call and gives the user's settings back.
+def styled(draw):
+    """Decorator: ``draw`` (a function that makes, fills and saves figures) runs inside
+    ``matplotlib.rc_context(RC)``, so its figures get the project's look and the caller's
+    rcParams are as they were afterwards."""
+    @functools.wraps(draw)
+    def under_rc(*args, **kwargs):
+        with matplotlib.rc_context(RC):
+            return draw(*args, **kwargs)
+    return under_rc
 
 
 def figure(*args, **kwargs):
-    """``plt.subplots`` under the project's style (constrained layout)."""
-    plt.rcParams.update(RC)
-    return plt.subplots(*args, **kwargs)
+    """``plt.subplots`` under the project's style (constrained layout); the figure's text
+    keeps that style where the drawing function is ``styled``."""
+    with matplotlib.rc_context(RC):
+        return plt.subplots(*args, **kwargs)
 
 
 def legend(fig, ax) -> None:

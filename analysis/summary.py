@@ -12,6 +12,7 @@ import math
 import pandas as pd
 
 from analysis.aggregate import aggregate, config_keys, paired_diffs
+from analysis.formats import DASH, best_cells, mean_std
 from analysis.tables import paper_table1, paper_table23
 from analysis.verdicts import ALPHA, MIN_SEEDS, decide, min_called
 from trainables.data.registry import setting_label
@@ -21,11 +22,13 @@ SETTING = ("dataset", "imb_type", "ratio")
 PARAMS = (("lam", "λ"), ("max_m", "max margin M"), ("s", "scale s"))
 METRICS = (("final_top1", "Top-1 final (%)"),
            ("best_top1_test_selected", "Top-1 best epoch, test-selected (%)"),
+           # only where trials have it (val_fraction > 0): analysis/collect.py val_selected
+           ("val_selected_top1",
+            "Top-1 validation-selected epoch (val split held out of TRAIN) (%)"),
            ("test_many", "Many-shot (%)"), ("test_medium", "Medium-shot (%)"),
            ("test_few", "Few-shot (%)"), ("test_macro_f1", "Macro-F1 (%)"),
            ("test_ece", "ECE (%)"))
 LOWER_IS_BETTER = {"ECE (%)"}    # marked best where lowest
-DASH = "–"
 
 
 def _uses(loss: str, param: str) -> bool:
@@ -35,12 +38,6 @@ def _uses(loss: str, param: str) -> bool:
         return param in LOSSES[loss].defaults
     except (ImportError, KeyError, AttributeError):
         return True
-
-
-def _mean_std(mean, std, n) -> str:
-    if mean is None or pd.isna(mean):
-        return DASH
-    return f"{mean:.2f}" if n is None or n < 2 or pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
 
 
 def _paper_values(agg: pd.DataFrame) -> list:
@@ -85,26 +82,35 @@ def summary(df: pd.DataFrame, planned_seeds: int | None = None):
             continue
         part = aggregate(df, value, keys=keys, planned_seeds=planned_seeds)
         part = agg[keys].merge(part, on=keys, how="left")
-        shown[name] = [_mean_std(m, s, n) for m, s, n in zip(part["mean"], part["std"],
-                                                             part["n"])]
+        shown[name] = [mean_std(m, s, n) for m, s, n in zip(part["mean"], part["std"],
+                                                            part["n"])]
         means[name] = part["mean"].to_numpy()
     paper = _paper_values(agg)
     if any(not math.isnan(m) for m, _ in paper):
-        shown["Paper top-1 (%)"] = [_mean_std(m, s, 1 if math.isnan(s) else 2)
-                                    for m, s in paper]
+        shown["Paper top-1 (%)"] = [mean_std(m, s) for m, s in paper]
     shown["Status"] = ["incomplete" if bad else "complete" for bad in agg["incomplete"]]
     means["_setting"] = shown.get("Setting", pd.Series("", index=shown.index))
     return shown, means, agg["incomplete"].astype(bool)
 
 
+def val_selected_note(shown: pd.DataFrame) -> str:
+    """The summary note's sentence on the validation-selected column, "" where it is absent."""
+    if not any(str(c).startswith("Top-1 validation-selected") for c in shown.columns):
+        return ""
+    return (" Validation-selected: the test top-1 of the epoch with the best top-1 on the "
+            "validation split held out of TRAIN (val_fraction; ties: the earliest epoch), "
+            "never chosen on test; those trials trained on fewer images than trials without "
+            "a hold-out.")
+
+
 def best_mask(shown: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
-    """True where a metric cell is the best mean of its column within its setting (highest;
-    lowest for LOWER_IS_BETTER columns such as ECE)."""
+    """True where a metric cell holds the best mean of its column within its setting (highest;
+    lowest for LOWER_IS_BETTER columns such as ECE), by the one bold rule
+    (analysis.formats.best_cells: ties on the shown rounding all bold; a best mean, not a
+    tested winner)."""
     mask = pd.DataFrame(False, index=shown.index, columns=shown.columns)
-    for col in means.columns.drop("_setting"):
-        best = means.groupby("_setting")[col].transform(
-            "min" if col in LOWER_IS_BETTER else "max")
-        mask[col] = means[col].notna() & (means[col] == best)
+    best = best_cells(means.drop(columns="_setting"), means["_setting"], LOWER_IS_BETTER)
+    mask[best.columns] = best
     return mask
 
 
@@ -265,3 +271,23 @@ def reversals(df: pd.DataFrame, value: str = "final_top1", alpha: float = ALPHA)
                          f"paper has {a} above {b} in all {k} settings of its Table I where "
                          "both ran.")
     return lines
+
+
+def scope_note(df: pd.DataFrame) -> str | None:
+    """What a study shorter than the recipe can and cannot show, in words (None for trials
+    at the recipe's length): the report says it under its header."""
+    if not {"epochs", "recipe_epochs", "seed"} <= set(df.columns) or df.empty:
+        return None
+    short = df[df["epochs"] < df["recipe_epochs"]]
+    if short.empty:
+        return None
+    epochs = "/".join(f"{e:g}" for e in sorted(short["epochs"].dropna().unique()))
+    recipe = "/".join(f"{e:g}" for e in sorted(short["recipe_epochs"].dropna().unique()))
+    seeds = int(df.groupby("method")["seed"].nunique().min()) if "method" in df else 0
+    return (f"Scope: {len(short)} of {len(df)} trials ran {epochs} epochs of the recipe's "
+            f"{recipe} (the schedule scaled to that length, docs/recipe.md). They compare the "
+            "methods at this length, on this data; they are not the paper's numbers, and an "
+            "ordering here need not hold at the recipe's length. With "
+            f"{seeds} seed{'s' if seeds != 1 else ''} per method only a large difference can "
+            "be called (the note under the verdicts says how large); \"no clear difference\" "
+            "is not evidence of equality.")

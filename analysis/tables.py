@@ -7,6 +7,7 @@ from importlib import resources
 import pandas as pd
 
 from analysis.aggregate import aggregate
+from analysis.formats import DASH, best_cells, mean_std
 from trainables.data.registry import setting_label
 from trainables.methods import TABLE1_METHODS, TABLE23_METHODS, label_of
 
@@ -33,15 +34,9 @@ def paper_table23() -> pd.DataFrame:
         return pd.read_csv(fh)
 
 
-def _cell(mean, std, n) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    return f"{mean:.2f}" if n is None or n < 2 or math.isnan(std) else f"{mean:.2f}±{std:.2f}"
-
-
 def table1_frame(df: pd.DataFrame, value: str = "final_top1") -> pd.DataFrame:
     """Rows = the 20 methods in the paper's order, columns = the 8 CIFAR settings, cells
-    'mean±std' over seeds ('–' where no trial finished). Extra methods go below."""
+    'mean ± std' over seeds ('–' where no trial finished). Extra methods go below."""
     agg = aggregate(df, value, keys=["method", "dataset", "imb_type", "ratio"])
     lookup = {(r.method, r.dataset, r.imb_type, float(r.ratio)): r for r in agg.itertuples()}
     cols = [c for c in TABLE1_COLUMNS if any(k[1:] == c for k in lookup)] or TABLE1_COLUMNS
@@ -51,7 +46,7 @@ def table1_frame(df: pd.DataFrame, value: str = "final_top1") -> pd.DataFrame:
         cells, ms = [], []
         for m in rows:
             r = lookup.get((m, *c))
-            cells.append(_cell(r.mean, r.std, r.n) if r else "–")
+            cells.append(mean_std(r.mean, r.std, r.n) if r else DASH)
             ms.append(r.mean if r else math.nan)
         data[column_label(c)], means[column_label(c)] = cells, ms
     out = pd.DataFrame(data, index=pd.Index(rows, name="method"))
@@ -59,24 +54,20 @@ def table1_frame(df: pd.DataFrame, value: str = "final_top1") -> pd.DataFrame:
     return out
 
 
-def best_per_column(frame: pd.DataFrame) -> dict:
+def bold_mask(frame: pd.DataFrame, bold_best: bool = True) -> pd.DataFrame:
+    """True at the best mean of each column (``frame.attrs['means']``), by the one bold rule
+    (analysis.formats.best_cells: highest, ties on the shown rounding all bold; a best mean,
+    not a tested winner); all False without means or with ``bold_best`` off."""
     means = frame.attrs.get("means")
-    if means is None:
-        return {}
-    return {c: means[c].idxmax() for c in means.columns if means[c].notna().any()}
-
-
-def _bold_mask(frame: pd.DataFrame, best: dict) -> pd.DataFrame:
-    mask = pd.DataFrame(False, index=frame.index, columns=frame.columns)
-    for c, idx in best.items():
-        mask.loc[idx, c] = True
-    return mask
+    if means is None or not bold_best:
+        return pd.DataFrame(False, index=frame.index, columns=frame.columns)
+    return best_cells(means).reindex(index=frame.index, columns=frame.columns,
+                                     fill_value=False)
 
 
 def to_markdown(frame: pd.DataFrame, bold_best: bool = True, index: bool = True) -> str:
-    """Markdown (pandas' ``to_markdown``), the best of each column in bold."""
-    best = best_per_column(frame) if bold_best else {}
-    shown = frame.astype(str).mask(_bold_mask(frame, best), "**" + frame.astype(str) + "**")
+    """Markdown (pandas' ``to_markdown``), the best mean of each column in bold."""
+    shown = frame.astype(str).mask(bold_mask(frame, bold_best), "**" + frame.astype(str) + "**")
     return shown.to_markdown(index=index, disable_numparse=True)
 
 
@@ -97,26 +88,32 @@ def latex_escape(text) -> str:
     return line.removesuffix(r" \\").strip()
 
 
-def to_latex(frame: pd.DataFrame, caption: str = "", bold_best: bool = True) -> str:
-    """A booktabs table (``Styler.to_latex``), the best of each column in bold."""
-    best = best_per_column(frame) if bold_best else {}
-    mask = _bold_mask(frame, best)
+def latex_table(frame: pd.DataFrame, bold, caption: str = "", index: bool = True) -> str:
+    """The one LaTeX writer: display strings -> a booktabs ``table`` (``Styler.to_latex``),
+    symbols through :func:`latex_text`, everything escaped, the cells where ``bold`` (a frame
+    of booleans of ``frame``'s shape) is True in ``\\textbf``; columns l then c."""
     tex = frame.map(latex_text)
     tex.index = [latex_text(i) for i in frame.index]
     tex.columns = [latex_text(c) for c in frame.columns]
+    mask = bold.replace({True: "textbf:--rwrap;", False: ""})
     mask.index, mask.columns = tex.index, tex.columns
-    styler = (tex.style.format(escape="latex-math").format_index(escape="latex-math", axis=0)
-              .format_index(escape="latex-math", axis=1)
-              .apply(lambda _: mask.replace({True: "textbf:--rwrap;", False: ""}), axis=None))
+    styler = tex.style.format(escape="latex-math").format_index(escape="latex-math", axis=1)
+    styler = (styler.format_index(escape="latex-math", axis=0) if index
+              else styler.hide(axis="index"))
     kw = {"caption": latex_escape(caption)} if caption else {}
-    return styler.to_latex(hrules=True, environment="table", position="t",
-                           column_format="l" + "c" * len(frame.columns), **kw)
+    return styler.apply(lambda _: mask, axis=None).to_latex(
+        hrules=True, environment="table", position="t",
+        column_format="l" + "c" * (len(frame.columns) - (0 if index else 1)), **kw)
+
+
+def to_latex(frame: pd.DataFrame, caption: str = "", bold_best: bool = True) -> str:
+    """A booktabs table (:func:`latex_table`), the best mean of each column in bold."""
+    return latex_table(frame, bold_mask(frame, bold_best), caption)
 
 
 def to_html(frame: pd.DataFrame, bold_best: bool = True) -> str:
-    """An HTML table (``Styler.to_html``), the best of each column in bold."""
-    best = best_per_column(frame) if bold_best else {}
-    mask = _bold_mask(frame, best)
+    """An HTML table (``Styler.to_html``), the best mean of each column in bold."""
+    mask = bold_mask(frame, bold_best)
     return (frame.style.apply(lambda _: mask.replace({True: "font-weight: bold", False: ""}),
                               axis=None).to_html())
 

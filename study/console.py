@@ -1,13 +1,14 @@
 """The words of a running study's console lines (Ray-free; shared by :mod:`study.progress`
 and the Tune callback in :mod:`study.progress_callback`)::
 
-    ELM + DRW (λ=0.5) cifar10-lt r=100 seed 1  ep 120/200  top-1 71.24 (best 71.90 @115)
+    ELM + DRW (λ=0.5) CIFAR-10 LT ρ=100 seed 1  ep 120/200  top-1 71.24 (best 71.90 @115)
         many 88.1 med 70.2 few 52.3  2.9 s/ep  eta 4 min
 """
 from __future__ import annotations
 
 import math
 
+from trainables.data.registry import setting_label
 from trainables.methods import flatten_trial, trial_name
 
 STUDY_LINE_EVERY_S = 30.0
@@ -35,15 +36,16 @@ def num(v, fmt: str) -> str:
 
 
 def trial_words(config: dict, trial_id: str = "", label: str | None = None) -> str:
-    """'ELM + DRW (λ=0.5) cifar10-lt r=100 seed 1'."""
+    """'ELM + DRW (λ=0.5) CIFAR-10 LT ρ=100 seed 1' (the setting: its one label,
+    trainables.data.registry.setting_label)."""
     f = flatten_trial(config or {})
     name = trial_name(config)
     if label:
         name = f"{label} seed {f.get('seed')}"
     label_part, _, seed_part = name.rpartition(" seed ")
     ratio = f.get("ratio")
-    where = f"{f.get('dataset', '?')}-{f.get('imb_type', 'lt')}" + (
-        f" r={ratio:g}" if isinstance(ratio, (int, float)) else "")
+    where = (setting_label(f.get("dataset"), f.get("imb_type", "lt"), ratio)
+             if isinstance(ratio, (int, float)) else str(f.get("dataset", "?")))
     return f"{label_part} {where} seed {seed_part}" + (f" [{trial_id}]" if trial_id else "")
 
 

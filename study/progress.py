@@ -1,6 +1,6 @@
 """What a running study prints: one line per trial evaluation, in the method's own words.
 
-    ELM + DRW (λ=0.5) cifar10-lt r=100 seed 1  ep 120/200  top-1 71.24 (best 71.90 @115)
+    ELM + DRW (λ=0.5) CIFAR-10 LT ρ=100 seed 1  ep 120/200  top-1 71.24 (best 71.90 @115)
         many 88.1 med 70.2 few 52.3  2.9 s/ep  eta 4 min
 
 plus a study line every ~30 s (done / running / pending / failed, epochs, projected end), the

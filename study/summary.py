@@ -62,10 +62,11 @@ def report(path, meta: dict) -> int:
     table = summary_table(df)
     if len(table):
         print("\nfinal-epoch test top-1 (mean ± std over seeds, n):")
+        from analysis.formats import mean_std
+        from trainables.data.registry import setting_label
         for _, r in table.iterrows():
-            std = "" if r["n"] < 2 else f" ± {r['std']:.2f}"
-            print(f"  {r['method']:<22s} {r['dataset']}-{r['imb_type']} r={r['ratio']:g}  "
-                  f"{r['mean']:6.2f}{std}  (n={r['n']})")
+            print(f"  {r['method']:<22s} {setting_label(r['dataset'], r['imb_type'], r['ratio'])}"
+                  f"  {mean_std(r['mean'], r['std'], r['n'], width=6)}  (n={r['n']})")
     print(f"\nresults: {path}")
     bad = counts.get("errored", 0) + counts.get("running", 0)
     return 1 if bad else 0

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.formats import mean_std
 from study.store import StudyError, read_meta
 
 ENDED = ("terminated", "diverged", "stopped", "errored")
@@ -32,8 +33,7 @@ def status_view(path: Path, meta: dict) -> tuple[list[str], bool]:
     lines.append("method                     top-1 so far (mean ± std, n)   epochs")
     for method, g in df.groupby("method", sort=False):
         top = g["test_top1"].dropna().astype(float)
-        std = f" ± {top.std(ddof=1):.2f}" if len(top) > 1 else ""
-        mean = f"{top.mean():6.2f}{std}" if len(top) else "     –"
+        mean = mean_std(top.mean() if len(top) else None, top.std(ddof=1), len(top), width=6)
         lines.append(f"  {str(method):<24s} {mean:<20s} (n={len(top)})  "
                      f"{int(g['epochs_done'].fillna(0).sum())}/"
                      f"{int(g['epochs'].fillna(0).sum())}")

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from dataclasses import MISSING, fields
 from pathlib import Path
 
 import yaml
 
+from trainables.cli import OneLineParser, folder_problem
 from trainables.checkpoints import (LAST_FILE, CheckpointError, check_checkpoint,
                                     load_checkpoint, write_epoch)
 from trainables.config import (HEADS, IMB_TYPES, LARGE_SCALE_DATASETS, PRECISIONS,
@@ -44,16 +44,11 @@ class UsageError(Exception):
     """An expected failure (bad value, missing file, unwritable folder...): one line, exit 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):   # argparse prints the usage too: keep it to the one line
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 # =========================================================================================
 # the parser, generated from TrialConfig's fields
 # =========================================================================================
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__, epilog=_epilog(),
+    p = OneLineParser(prog=PROG, description=__doc__, epilog=_epilog(),
                 usage="%(prog)s [--config FILE] [--out DIR] [--resume CKPT] [--FIELD VALUE ...]",
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     run = p.add_argument_group("run")
@@ -177,15 +172,11 @@ def check_out(out: Path, resuming: bool) -> None:
     if held and not resuming:
         raise UsageError(f"--out {out} already holds a run ({', '.join(held)}); continue it "
                          f"with --resume {out / LAST_FILE} or choose another --out")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"--out {out}: {probe} exists and is not a folder")
-    try:   # the one reliable test (root passes os.access; /proc refuses mkdir)
-        tempfile.TemporaryDirectory(dir=probe, prefix=".write-test-").cleanup()
-    except OSError as e:
-        raise UsageError(f"--out {out}: cannot create files in {probe} ({e.strerror})") from e
+    problem = folder_problem(out, create=False)
+    if problem and problem[1] == "not a folder":
+        raise UsageError(f"--out {out}: {problem[0]} exists and is not a folder")
+    if problem:
+        raise UsageError(f"--out {out}: cannot create files in {problem[0]} ({problem[1]})")
 
 
 def check_data(cfg: TrialConfig) -> None:
@@ -268,6 +259,11 @@ def train(trainer, cfg: TrialConfig, out: Path | None, quiet: bool) -> int:
     if m.get("test_top1") is not None:
         print(f"final top1 {m['test_top1']:.2f}  best top1 {m['best_test_top1']:.2f} "
               f"(epoch {m['best_epoch']}, selected on the test set)  status {trainer.status}")
+        if m.get("val_best_epoch"):
+            where = ("the validation split held out of TRAIN"
+                     if m.get("val_split") == "train_holdout" else "the validation list")
+            print(f"validation-selected top1 {m['val_selected_test_top1']:.2f} "
+                  f"(epoch {m['val_best_epoch']}, selected on {where})")
     print(cost_line(m), flush=True)
     return 0 if trainer.status == "finished" else 1
 

@@ -95,13 +95,13 @@ def test_table1_puts_each_value_in_its_cell():
     assert list(frame.columns) == [tables.column_label(c) for c in tables.TABLE1_COLUMNS]
     for i, m in enumerate(frame.index):
         for j, c in enumerate(frame.columns):
-            assert frame.loc[m, c] == f"{10 * i + j + 0.01:.2f}±{math.sqrt(2):.2f}"
+            assert frame.loc[m, c] == f"{10 * i + j + 0.01:.2f} ± {math.sqrt(2):.2f}"
     md = tables.to_markdown(frame)
     assert md.count("**") == 2 * 8                         # the best of each column in bold
-    assert f"**{10 * 19 + 7 + 0.01:.2f}±1.41**" in md      # last row, last column is the best
+    assert f"**{10 * 19 + 7 + 0.01:.2f} ± 1.41**" in md      # last row, last column is the best
     tex = tables.to_latex(frame, "CIFAR 100% & #1")
     assert r"\toprule" in tex and r"\bottomrule" in tex
-    assert tex.count(r"\textbf{") == 8 and rf"\textbf{{{10 * 19 + 7 + 0.01:.2f}$\pm$1.41}}" in tex
+    assert tex.count(r"\textbf{") == 8 and rf"\textbf{{{10 * 19 + 7 + 0.01:.2f} $\pm$ 1.41}}" in tex
     assert r"100\% \& \#1" in tex and r"$\lambda$" in tex    # escaped, λ in math mode
     styled = tables.to_html(frame)      # one CSS rule whose selectors are the 8 best cells
     assert styled.count("font-weight: bold") == 1

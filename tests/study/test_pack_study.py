@@ -87,7 +87,7 @@ def test_a_packed_study_reads_as_the_same_study_unpacked(packed, unpacked, share
     assert sorted(df["trial_key"]) == sorted(load_study(unpacked)["trial_key"])
     status = cli(shared_ray, "status", study)
     assert "4/4 trials seen; terminated 4" in status, status
-    assert "done   CE synthetic-lt r=10 seed 0" in out            # progress lines per member
+    assert "done   CE synthetic LT ρ=10 seed 0" in out            # progress lines per member
     assert "study packed: 4 done · 0 running · 0 pending · 0 failed · epochs 8/8" in out, out
 
 

@@ -44,7 +44,7 @@ def test_parse_log_flags_keeps_the_uri():
 
 def test_trial_names_in_the_methods_words():
     assert trial_name(ELM, "3a7c1_00002") == "ELM + DRW (λ=0.5) seed 1 [3a7c1_00002]"
-    assert trial_words(ELM) == "ELM + DRW (λ=0.5) cifar10-lt r=100 seed 1"
+    assert trial_words(ELM) == "ELM + DRW (λ=0.5) CIFAR-10 LT ρ=100 seed 1"
     assert run_name(ELM) == "ELM+DRW_lam0.5_seed1"
     assert ascii_tag("ELM w/o Δy (λ=1.0)") == "ELM w/o Deltay (lambda=1.0)"
 
@@ -55,7 +55,7 @@ def test_progress_line_reads_the_result_row():
               "test_medium": 70.2, "test_few": 52.31}
     line = progress_line(ELM, result, s_per_epoch=2.9)
     eta_min = round((200 - 120) * 2.9 / 60)
-    assert line == ("ELM + DRW (λ=0.5) cifar10-lt r=100 seed 1  ep 120/200  top-1 71.24 "
+    assert line == ("ELM + DRW (λ=0.5) CIFAR-10 LT ρ=100 seed 1  ep 120/200  top-1 71.24 "
                     "(best 71.90 @115)  many 88.1  med 70.2  few 52.3  2.9 s/ep  "
                     f"eta {eta_min} min")
 

@@ -93,7 +93,7 @@ def _results(path: Path) -> dict:
 def test_console_has_one_line_per_evaluation_and_no_ray_chatter(study):
     out = study["out"]
     assert study["rc"] == 0, out[-3000:]
-    pat = re.compile(r"^(.+?) synthetic-lt r=10 seed (\d)  ep (\d+)/2  top-1 (\d+\.\d\d) "
+    pat = re.compile(r"^(.+?) synthetic LT ρ=10 seed (\d)  ep (\d+)/2  top-1 (\d+\.\d\d) "
                      r"\(best (\d+\.\d\d) @\d+\)  many \S+  med \S+  few \S+  \S+ s/ep  eta ",
                      re.M)
     got = {(m[0], int(m[1]), int(m[2])): float(m[3]) for m in pat.findall(out)}
