@@ -8,6 +8,7 @@ optional package, bad arguments) exit 2 with one line ``python -m analysis: erro
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import sys
 from pathlib import Path
@@ -287,8 +288,12 @@ def build_report(study, out=None) -> Path:
 
 
 def main(argv=None) -> int:
-    p = OneLineParser(prog=PROG, hint=f" (see {PROG} --help)", description="Reports on a study folder written by elm-study.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    hint = f" (see {PROG} --help)"
+    p = OneLineParser(prog=PROG, hint=hint,
+                      description="Reports on a study folder written by elm-study.")
+    sub = p.add_subparsers(dest="command", required=True,
+                           parser_class=functools.partial(OneLineParser, hint=hint,
+                                                             error_prog=PROG))
     r = sub.add_parser("report", help="write report.html / report.md / LaTeX for a study")
     r.add_argument("study", help="the study folder, e.g. results/quickstart")
     r.add_argument("--out", help="output folder (default: STUDY/report)")

@@ -12,14 +12,17 @@ from pathlib import Path
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose errors are one line, ``PROG: error: MESSAGE[HINT]``, exit 2 (argparse
-    prints its usage block too); ``hint`` is appended, e.g. " (see PROG --help)"."""
+    prints its usage block too); ``hint`` is appended, e.g. " (see PROG --help)";
+    ``error_prog`` names the command in the line instead of ``prog`` (a sub-command's errors
+    say the command the user typed first)."""
 
-    def __init__(self, *args, hint: str = "", **kw):
+    def __init__(self, *args, hint: str = "", error_prog: str | None = None, **kw):
         super().__init__(*args, **kw)
-        self.hint = hint
+        self.hint, self.error_prog = hint, error_prog
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}{self.hint}\n")
+        self.exit(2, f"{self.error_prog or self.prog}: error: "
+                     f"{' '.join(str(message).split())}{self.hint}\n")
 
 
 def folder_problem(folder: str | Path, *, create: bool = True) -> tuple[Path, str] | None:
