@@ -44,6 +44,10 @@ def test_two_data_parallel_trials_both_finish_on_two_cpus(tmp_path, shared_ray):
     assert p.returncode == 0, out[-4000:]
     df = load_study(tmp_path / "dp")
     assert len(df) == 2 and set(df["status"]) == {"terminated"}, df[["status"]]
+    # its cost: both workers' holdings (2 × 0.5 CPU) for its wall time, in CPU-seconds
+    assert set(df["cost_kind"]) == {"cpu"} and (df["cost_gpu_s"].fillna(0) == 0).all()
+    assert ((df["cost_cpu_s"] - df["cost_wall_s"]).abs() < 1e-6 * df["cost_wall_s"]).all()
+    assert (df["cost_wall_s"] > 0).all(), df[["cost_wall_s", "cost_cpu_s"]]
     # each worker group started once: no start timeout (Ray Train's, or ours after its
     # retries), no retry. Not any "timed out": Ray's controller logs a transient "Get timed
     # out" for its autoscaling request on a busy machine, which it says is safe to ignore.
