@@ -241,13 +241,22 @@ def format_line(m: dict) -> str:
     return s + ("" if m["status"] == "running" else f"  [{m['status']}]")
 
 
+def _counts_words(counts: list[int], shown: int = 20) -> str:
+    """The per-class training counts for the header: all of them up to ``shown`` classes,
+    else the head and the tail (iNaturalist's 8,142 made a line of ~40,000 characters)."""
+    if len(counts) <= shown:
+        return str(list(counts))
+    return (f"[{', '.join(map(str, counts[:3]))}, ... {', '.join(map(str, counts[-3:]))}] "
+            f"({len(counts):,} classes, {max(counts)} to {min(counts)})")
+
+
 def train(trainer, cfg: TrialConfig, out: Path | None, quiet: bool) -> int:
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(dumps_strict(cfg.resolved(), indent=1))
     print(f"# {cfg.dataset}-{cfg.imb_type} r={cfg.ratio:g}  loss={cfg.loss} "
           f"{cfg.loss_hparams()}  drw={cfg.drw}  epochs={cfg.epochs}  device={trainer.device}  "
-          f"train={sum(trainer.data.class_counts)} counts={trainer.data.class_counts}  "
+          f"train={sum(trainer.data.class_counts)} counts={_counts_words(trainer.data.class_counts)}  "
           f"data {_fingerprint_words(trainer.data)}", flush=True)
     for m in trainer.epochs():
         if not quiet or m["done"]:

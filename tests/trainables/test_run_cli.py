@@ -205,3 +205,14 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setitem(DATASETS, info.name, info)
     with pytest.raises(TypeError):
         main(["--dataset", "buggy", "--device", "cpu"])
+
+
+def test_the_header_names_every_class_count_up_to_20_classes_then_head_and_tail():
+    from trainables.run import _counts_words
+    assert _counts_words([100, 59, 35]) == "[100, 59, 35]"
+    assert _counts_words(list(range(20, 0, -1))) == str(list(range(20, 0, -1)))
+    many = [1000 - i // 10 for i in range(8142)]
+    words = _counts_words(many)
+    assert words == (f"[1000, 1000, 1000, ... {many[-3]}, {many[-2]}, {many[-1]}] "
+                     f"(8,142 classes, 1000 to {min(many)})")
+    assert len(words) < 80
