@@ -326,11 +326,17 @@ class TrialConfig:
         # a floor that binds only when the scaled warm-up is short
         return max(warmup, 1, min(self.min_warmup_epochs, self.warmup_epochs, self.epochs // 2))
 
+    def steps_per_epoch(self) -> int | None:
+        """SGD steps of one epoch (the last batch may be partial), from the training set's size
+        the config knows (training_counts); None for split-list datasets."""
+        from trainables.data.registry import training_counts
+        counts = training_counts(self)
+        return math.ceil(sum(counts) / self.batch_size) if counts else None
+
     def _warmup_steps(self) -> dict[str, int]:
         """The recipe's warm-up share of this run's SGD steps (rounded half up), at least
         min_warmup_steps, at most half the run; 0 where warmup_epochs is 0."""
-        from trainables.data.registry import training_counts
-        per_epoch = math.ceil(sum(training_counts(self)) / self.batch_size)
+        per_epoch = self.steps_per_epoch()
         total = per_epoch * self.epochs
         steps = 0
         if self.warmup_epochs:
@@ -359,9 +365,8 @@ class TrialConfig:
         known from the config (else in epochs): warm-up, full LR (to the first milestone),
         decayed (from it), and DRW (from its epoch, if ``drw``), with their shares of the run.
         How a short run is compared with the 200-epoch recipe (``elm-study show``)."""
-        from trainables.data.registry import training_counts
-        sch, counts = self.schedule(), training_counts(self)
-        per_epoch = math.ceil(sum(counts) / self.batch_size) if counts else 1
+        sch, known = self.schedule(), self.steps_per_epoch()
+        per_epoch = known or 1
         total = per_epoch * self.epochs
         warm = sch.get("warmup_steps", sch["warmup_epochs"] * per_epoch)
         decay = min(sch["lr_milestones"][0], self.epochs) * per_epoch \
@@ -369,7 +374,7 @@ class TrialConfig:
         drw = (self.epochs - min(sch["drw_epoch"], self.epochs)) * per_epoch if self.drw else 0
         steps = {"warm-up": min(warm, decay), "full LR": max(decay - warm, 0),
                  "decayed LR": total - decay, "DRW": drw}
-        return {"unit": "SGD steps" if counts else "epochs", "total": total, "steps": steps,
+        return {"unit": "SGD steps" if known else "epochs", "total": total, "steps": steps,
                 "shares": {k: v / total for k, v in steps.items()}}
 
     def warms_up_by_step(self, epoch: int) -> bool:

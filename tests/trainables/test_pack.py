@@ -37,18 +37,6 @@ COST = ("cost", "cost_wall_s", "cost_cpu_s", "cost_gpu_s", "cost_share", "cost_a
 
 
 @pytest.fixture(scope="module")
-def float64():
-    # one thread: the numbers do not depend on it, and on a shared machine OpenMP's spinning
-    # threads cost more than they give at this size
-    old, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(old)
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def data(float64):
     d = build_data(CFGS[0], torch.device("cpu"))
     keep = torch.cat([torch.nonzero(d.test_y == c)[:4, 0] for c in range(d.num_classes)])

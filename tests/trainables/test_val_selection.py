@@ -25,16 +25,6 @@ CFGS = [TrialConfig(**BASE, loss="ce", seed=0),
 
 
 @pytest.fixture(scope="module")
-def float64():
-    old, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(old)
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def data(float64):
     d = build_data(CFGS[0], torch.device("cpu"))
     assert d.val_x is not None and len(d.val_y) > 0
