@@ -1,9 +1,11 @@
 """Read a study folder (as Ray Tune wrote it) into pandas, without Ray running.
 
 Works on a finished study, one still running, or one whose driver was killed. A study folder
-may hold several runs (an extended study); the reading itself lives in ``trainables.results``
-(shared with the launcher and the trainable) and this module only shapes it into tables:
-one row per trial key, so a retried or re-launched configuration counts once.
+may hold several runs (an extended study); the reading itself is the study store's
+(``trainables.store``: TrialRecords, the StudyRecord of study.json) and this module only shapes
+it into tables: one row per trial key, so a retried or re-launched configuration counts once.
+Every loader takes a folder's path or a :class:`~trainables.store.StudyFolder` already read
+(the report reads the folder once and passes it to each).
 """
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from trainables.config import LOSS_HPARAMS
-from trainables.results import (FINISHED, POSTHOC_FILE, STUDY_FILE, cost_totals,
-                                decoupled_runs, note_damage, one_per_key, study_trials)
+from trainables.results import cost_totals
+from trainables.store import FINISHED, StudyFolder, TrialRecord
 # re-exported: notebooks and tests read a study's folders and rows from here
-from trainables.results import read_results, trial_dirs  # noqa: F401
+from trainables.store import read_results, trial_dirs  # noqa: F401
 
 # result keys copied to the one-row-per-trial table (the rest stays in load_curves)
 _FINAL_KEYS = ("test_top1", "test_top3", "test_top5", "test_many", "test_medium", "test_few",
@@ -34,13 +36,12 @@ def hparam_columns(loss: str, used: dict) -> dict:
     return {(k if k in SHARED_HPARAMS else f"{loss}.{k}"): v for k, v in used.items()}
 
 
-def _row(t: dict, study: str) -> dict:
-    rows, raw, cfg = t["epochs"], t["raw"], t["config"]
-    last = rows[-1] if rows else {}
-    evals = [r for r in rows if "test_top1" in r]
+def _row(t: TrialRecord, study: str) -> dict:
+    raw, cfg, last = t.rows, t.config, t.last_row
+    evals = t.evaluations
     final = evals[-1] if evals else {}
-    row = {"study": study, "run": t["run"], "trial_key": t["trial_key"],
-           "trial_id": t["trial_id"], "trial_dir": str(t["trial_dir"]), "status": t["status"],
+    row = {"study": study, "run": t.run, "trial_key": t.trial_key,
+           "trial_id": t.trial_id, "trial_dir": str(t.trial_dir), "status": t.status,
            "epochs_done": last.get("epoch", 0),
            # every row, retried epochs included: the compute the trial really used
            "train_time_s": sum(r.get("train_time_s", 0.0) or 0.0 for r in raw),
@@ -75,33 +76,33 @@ def val_selected(last: dict, status: str) -> dict:
                for g in ("many", "medium", "few")}}
 
 
-def _add_superseded_cost(rows: list[dict], trials: list[dict]) -> None:
+def _add_superseded_cost(rows: list[dict], trials: list[TrialRecord]) -> None:
     """A key tried in several trial folders (a re-launch by ``--into``, a duplicate): the row
     kept for it carries the cost of all of them, so a study's cost is everything it ran."""
     kept = {r["trial_key"]: r for r in rows if r.get("trial_key")}
-    seen = {id(t) for t in trials if t.get("trial_key") in kept
-            and str(t["trial_dir"]) == kept[t["trial_key"]]["trial_dir"]}
+    seen = {id(t) for t in trials if t.trial_key in kept
+            and str(t.trial_dir) == kept[t.trial_key]["trial_dir"]}
     for t in trials:
-        row = kept.get(t.get("trial_key"))
+        row = kept.get(t.trial_key)
         if row is None or id(t) in seen:
             continue
-        extra = cost_totals(t["raw"])
+        extra = cost_totals(t.rows)
         for k in ("cost_wall_s", "cost_cpu_s", "cost_gpu_s"):
             if extra[k] is not None:
                 row[k] = (row[k] or 0.0) + extra[k]
 
 
-def load_study(path: str | Path, *, every_run: bool = False,
+def load_study(path: str | Path | StudyFolder, *, every_run: bool = False,
                damage: list | None = None) -> pd.DataFrame:
     """One row per trial key over every run of the study (a key retried or launched again:
     its finished trial); ``every_run=True`` keeps every trial folder instead. Columns: identity
     (run, trial_key, trial_id), the full config, state, final/best metrics, provenance.
     Damaged files are skipped, each named by one line in ``damage`` (None: on stderr)."""
-    every = study_trials(path, damage)
-    trials = every if every_run else one_per_key(every)
-    rows = [_row(t, Path(path).name) for t in trials]
+    folder = StudyFolder.of(path, damage)
+    trials = folder.trials if every_run else folder.trials_per_key
+    rows = [_row(t, folder.name) for t in trials]
     if not every_run:
-        _add_superseded_cost(rows, every)
+        _add_superseded_cost(rows, folder.trials)
     return pd.DataFrame(rows)
 
 
@@ -109,7 +110,7 @@ def load_study(path: str | Path, *, every_run: bool = False,
 _METRIC_PREFIXES = ("test_", "val_", "best_", "final_", "train_", "cost_")
 
 
-def load_derived(path: str | Path, df: pd.DataFrame | None = None,
+def load_derived(path: str | Path | StudyFolder, df: pd.DataFrame | None = None,
                  damage: list | None = None) -> pd.DataFrame:
     """Methods derived from the study's trials without a Tune trial of their own, in
     ``load_study``'s columns, one row per (method, stage-1 trial):
@@ -122,8 +123,8 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None,
 
     Each row copies its stage-1 trial's setting and seed (so it is compared within the right
     setting) and carries ``derived_from`` (that trial's id); ``run`` is empty."""
-    path = Path(path)
-    df = load_study(path, damage=damage) if df is None else df
+    folder = StudyFolder.of(path, damage)
+    df = load_study(folder) if df is None else df
     if df.empty:
         return pd.DataFrame()
     by_id = {r["trial_id"]: r for r in df.to_dict("records")}
@@ -138,7 +139,7 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None,
                     "final_top1": metrics.get("test_top1"), **extra})
         return row
 
-    for d, results in decoupled_runs(path, damage):
+    for d, results in folder.decoupled:
         stage1 = by_id.get(d.name.rsplit("_", 1)[0])
         if stage1 is None:
             continue
@@ -147,7 +148,7 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None,
                             {k: final.get(k) for k in _FINAL_KEYS if k.startswith("test_")},
                             train_time_s=sum(r.get("train_time_s", 0.0) or 0.0
                                              for r in results), **cost_totals(results)))
-    posthoc = _read_json(path / POSTHOC_FILE, list, damage, "post-hoc rows skipped") or []
+    posthoc = folder.posthoc
     taus: dict[str, list] = {}
     for r in sorted(posthoc, key=lambda r: (str(r.get("method")), r.get("seed") or 0)):
         taus.setdefault(r["method"], []).append(f"{r['tau']:g}")
@@ -162,52 +163,35 @@ def load_derived(path: str | Path, df: pd.DataFrame | None = None,
     return pd.DataFrame(rows)
 
 
-def _read_json(path: Path, kind: type, damage: list | None, lost: str):
-    """A whole-file JSON document of type ``kind``; None if absent; named if unreadable."""
-    import json
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        note_damage(damage, path, f"not readable JSON ({getattr(e, 'strerror', None) or e}); "
-                    f"{lost}")
-        return None
-    if not isinstance(data, kind):
-        note_damage(damage, path, f"holds a {type(data).__name__}, not a {kind.__name__}; {lost}")
-        return None
-    return data
-
-
-def study_runs(path: str | Path, df: pd.DataFrame | None = None,
+def study_runs(path: str | Path | StudyFolder, df: pd.DataFrame | None = None,
                damage: list | None = None) -> pd.DataFrame:
     """Which run added which trials: one row per run of ``study.json`` (launched, kept,
     finished, when, from which file); empty for a folder without study.json."""
-    meta = _read_json(Path(path) / STUDY_FILE, dict, damage, "no runs listed")
-    runs = (meta or {}).get("runs") or []
-    df = load_study(path, damage=damage) if df is None else df
+    folder = StudyFolder.of(path, damage)
+    runs = folder.record.runs if folder.record else ()
+    df = load_study(folder) if df is None else df
     rows = []
     for r in runs:
-        mine = df[df["run"] == r["run"]] if len(df) else df
-        rows.append({"run": r["run"], "started": r.get("started_at"),
-                     "study file": Path(r.get("source") or "?").name,
-                     "added": r.get("launched"), "kept from earlier runs": r.get("kept", 0),
+        mine = df[df["run"] == r.run] if len(df) else df
+        rows.append({"run": r.run, "started": r.started_at,
+                     "study file": Path(r.source or "?").name,
+                     "added": r.launched, "kept from earlier runs": r.kept,
                      "finished": int(mine["status"].isin(FINISHED).sum()) if len(mine)
-                     else 0, "command": r.get("command", "")})
+                     else 0, "command": r.command or ""})
     return pd.DataFrame(rows)
 
 
-def load_curves(path: str | Path, *, every_run: bool = False,
+def load_curves(path: str | Path | StudyFolder, *, every_run: bool = False,
                 damage: list | None = None) -> pd.DataFrame:
     """Per-epoch metrics of every trial (one per key unless ``every_run``), long format
     (trial_id, epoch, metric, value); damaged files as in :func:`load_study`."""
     rows = []
-    trials = study_trials(path, damage)
-    for t in (trials if every_run else one_per_key(trials)):
-        for r in t["epochs"]:
+    folder = StudyFolder.of(path, damage)
+    for t in (folder.trials if every_run else folder.trials_per_key):
+        for r in t.epochs:
             for k, v in r.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch":
-                    rows.append({"trial_id": r.get("trial_id", t["trial_id"]),
+                    rows.append({"trial_id": r.get("trial_id", t.trial_id),
                                  "epoch": r.get("epoch"), "metric": k, "value": v})
     return pd.DataFrame(rows, columns=["trial_id", "epoch", "metric", "value"])
 

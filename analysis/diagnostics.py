@@ -23,10 +23,10 @@ import numpy as np
 def final_rows(study) -> dict[str, list[dict]]:
     """method label -> the final evaluation rows of its finished trials, then of the finished
     decoupled (cRT/LWS) runs under STUDY/decoupled/."""
-    from trainables.results import decoupled_runs, one_per_key, study_trials
-    finals = [[r for r in t["epochs"] if "test_top1" in r] for t in
-              one_per_key(study_trials(study)) if t["status"] == "terminated"]
-    finals += [[r for r in rows if "test_top1" in r] for _, rows in decoupled_runs(study)]
+    from trainables.store import StudyFolder
+    folder = StudyFolder.of(study)
+    finals = [t.evaluations for t in folder.trials_per_key if t.status == "terminated"]
+    finals += [[r for r in rows if "test_top1" in r] for _, rows in folder.decoupled]
     by: dict[str, list[dict]] = {}
     for evals in finals:
         if evals:
@@ -39,9 +39,9 @@ def train_counts(study) -> list[int] | None:
     from trainables.config import TrialConfig
     from trainables.data.imbalance import class_counts
     from trainables.data.registry import get_dataset
-    from trainables.results import study_trials
-    for t in study_trials(study):
-        cfg = TrialConfig.from_dict(t["config"])
+    from trainables.store import StudyFolder
+    for t in StudyFolder.of(study).trials:
+        cfg = TrialConfig.from_dict(t.config)
         info = get_dataset(cfg.dataset)
         if info.kind == "files":
             return None

@@ -30,6 +30,7 @@ import torch
 from trainables.checkpoints import CHECKPOINT_FILE, newest_good_in
 from trainables.losses.weights import log_prior
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
+from trainables.store import TrialRecord
 
 TAU_GRID = tuple(round(0.1 * i, 1) for i in range(21))     # 0.0, 0.1, ..., 2.0
 TABLE_KEYS = ("top1", "many", "medium", "few", "macro_f1", "ece")   # stored per row
@@ -99,15 +100,15 @@ def trial_outputs(cfg, state: dict, device: str) -> dict:
     return out
 
 
-def posthoc_rows(trial: dict, device: str = "cpu") -> list[dict]:
+def posthoc_rows(trial: TrialRecord, device: str = "cpu") -> list[dict]:
     """The post-hoc LA and τ-norm rows of one finished trial."""
     from trainables.config import TrialConfig
-    cfg = TrialConfig.from_dict(trial["config"])
-    found = newest_good_in(trial["trial_dir"])
+    cfg = TrialConfig.from_dict(trial.config)
+    found = newest_good_in(trial.trial_dir)
     if found is None:
-        raise ValueError(f"{trial['trial_dir']}: no checkpoint_*/{CHECKPOINT_FILE} to adjust")
+        raise ValueError(f"{trial.trial_dir}: no checkpoint_*/{CHECKPOINT_FILE} to adjust")
     if cfg.val_fraction <= 0:
-        raise ValueError(f"{trial['trial_dir']}: val_fraction is 0; post-hoc τ is chosen on a "
+        raise ValueError(f"{trial.trial_dir}: val_fraction is 0; post-hoc τ is chosen on a "
                          "validation split held out from TRAIN: run with val_fraction > 0")
     o = trial_outputs(cfg, found[1], device)
     counts, (zv, hv, yv), (zt, ht, yt) = o["counts"], o["val"], o["test"]
@@ -120,15 +121,15 @@ def posthoc_rows(trial: dict, device: str = "cpu") -> list[dict]:
         tau, val_score = choose_tau(fn_val, yv, counts)
         m = evaluate_logits(fn_test(tau), yt, counts)
         rows.append({"method": f"{base} + {name}", "tau": tau, "val_class_mean": val_score,
-                     "seed": cfg.seed, "trial_id": trial["trial_id"],
-                     "stage1_trial_dir": str(trial["trial_dir"]),
+                     "seed": cfg.seed, "trial_id": trial.trial_id,
+                     "stage1_trial_dir": str(trial.trial_dir),
                      **{k: m[k] for k in (*TABLE_KEYS, "nll", "class_mean")}})
     return rows
 
 
-def _label(trial: dict) -> str:
-    evals = [r for r in trial["epochs"] if r.get("method")]
-    return evals[-1]["method"] if evals else trial["config"].get("loss", "?")
+def _label(trial: TrialRecord) -> str:
+    evals = [r for r in trial.epochs if r.get("method")]
+    return evals[-1]["method"] if evals else trial.config.get("loss", "?")
 
 
 # =========================================================================================
@@ -144,14 +145,15 @@ def run(study: str, losses=("ce",), device: str = "cpu"):
     from analysis.summary import summary
     from trainables.config import TrialConfig
     from trainables.jsonio import dumps_strict
-    from trainables.results import POSTHOC_FILE, one_per_key, study_trials
+    from trainables.results import POSTHOC_FILE
+    from trainables.store import StudyFolder
     rows = []
-    for t in one_per_key(study_trials(study)):
-        loss = t["config"].get("loss")
-        if t["status"] != "terminated" or loss not in losses or t["config"].get("decouple"):
+    for t in StudyFolder(study).trials_per_key:
+        loss = t.config.get("loss")
+        if t.status != "terminated" or loss not in losses or t.config.get("decouple"):
             continue
-        if TrialConfig.from_dict(t["config"]).resolved_head() != "linear":
-            print(f"{t['trial_id']}: cosine head, already normalised: no τ-norm/LA post-hoc")
+        if TrialConfig.from_dict(t.config).resolved_head() != "linear":
+            print(f"{t.trial_id}: cosine head, already normalised: no τ-norm/LA post-hoc")
             continue
         rows += posthoc_rows(t, device)
     (Path(study) / POSTHOC_FILE).write_text(dumps_strict(rows, indent=1))

@@ -19,7 +19,7 @@ from analysis import cost, diagnostics, embedding, fingerprints, page, plots, su
 from analysis.collect import load_curves, load_derived, load_study, study_runs
 from trainables.cli import OneLineParser, folder_problem
 from trainables.methods import ELM_FAMILY
-from trainables.results import STUDY_FILE, trial_dirs
+from trainables.store import STUDY_FILE, StudyFolder
 
 PROG = "python -m analysis"
 
@@ -67,13 +67,15 @@ class AnalysisError(Exception):
     """An expected failure: reported as one line, exit 2."""
 
 
-def check_study(study: Path) -> None:
+def check_study(study: Path, folder: StudyFolder | None = None) -> None:
+    """A folder that holds a study with trials (``folder``: the study as read; without it only
+    that the folder exists)."""
     if not study.exists():
         raise AnalysisError(f"study folder not found: {study}")
     if not study.is_dir():
         raise AnalysisError(f"not a folder: {study} (pass a study folder, e.g. "
                             "results/quickstart)")
-    if trial_dirs(study):
+    if folder is None or folder.trials:
         return
     if (study / STUDY_FILE).exists() or any(study.glob("experiment_state-*.json")):
         raise AnalysisError(f"study {study} holds no trials yet (none has started)")
@@ -199,11 +201,13 @@ def _layout_tables(df, out) -> list[tuple[str, str, pd.DataFrame]]:
 def build_report(study, out=None) -> Path:
     study = Path(study)
     check_study(study)
+    damage: list[str] = []        # one line per damaged file: printed, and a section
+    folder = StudyFolder(study, damage)   # every file read once, for every table and figure
+    check_study(study, folder)
     check_packages()
     out = Path(out) if out else study / "report"
     check_out(out)
-    damage: list[str] = []        # one line per damaged file: printed, and a section
-    df, curves = load_study(study, damage=damage), load_curves(study, damage=[])
+    df, curves = load_study(folder), load_curves(folder)
     if df.empty:
         raise AnalysisError(f"study {study} holds no trials yet (none has started)")
     try:                                   # before anything is written
@@ -211,7 +215,7 @@ def build_report(study, out=None) -> Path:
             embedding.require_umap()
     except embedding.MissingPackage as e:
         raise AnalysisError(str(e)) from None
-    derived = load_derived(study, df, damage)  # cRT/LWS runs, post-hoc LA / τ-norm: extras
+    derived = load_derived(folder, df)    # cRT/LWS runs, post-hoc LA / τ-norm: extras
     with_derived = pd.concat([df, derived], ignore_index=True) if len(derived) else df
     shown, means, incomplete = summary.summary(with_derived)
     best = summary.best_mask(shown, means) if len(shown) else None
@@ -220,7 +224,7 @@ def build_report(study, out=None) -> Path:
     rule = summary.verdict_note(verdicts)       # the test, the family and what it can call
     against = summary.reversals(df)             # the paper's every-setting orderings, reversed
     verdicts = summary.verdict_display(verdicts)
-    figs = _figures(with_derived, curves, out, plots.study_colours(with_derived), study,
+    figs = _figures(with_derived, curves, out, plots.study_colours(with_derived), folder,
                     trials=df)
     layouts = _layout_tables(df, out)
     header = _header(study, df, derived)
@@ -262,7 +266,7 @@ def build_report(study, out=None) -> Path:
                          + page.styled_table(shown, best=best, incomplete=incomplete,
                                              cls="summary", uid="summary")))
     _data_and_cost(df, derived, md, sections)
-    runs = study_runs(study, df, damage)
+    runs = study_runs(folder, df)
     if damage:        # named, not fatal: the report is built from the intact files
         for line in damage:
             print(line, file=sys.stderr, flush=True)

@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 
 from study.options import ClusterOptions, ConsoleOptions, RunOptions
-from study.store import StudyError, locate, read_meta
+from study.store import StudyError, locate
+from trainables.store import read_study
 
 DEFAULT_STORAGE = os.environ.get("ELM_STUDY_STORAGE", "./results")
 
@@ -264,7 +265,7 @@ def cmd_run(args, console: ConsoleOptions) -> int:
     missing = missing_data(plan.space, cluster.local)
     if missing and not args.dry_run:
         raise StudyError(missing[0])
-    check_writable(str(Path(plan.path).parent) if plan.kind == "extend" else plan.meta["storage"],
+    check_writable(str(Path(plan.path).parent) if plan.kind == "extend" else plan.study.storage,
                    create=not args.dry_run)
     if plan.headline:
         print(plan.headline, flush=True)
@@ -296,7 +297,7 @@ def cmd_resume(args, console: ConsoleOptions) -> int:
     from study.progress import prepare_console
     path = locate(args.study, args.storage)
     prepare_console(console)
-    return resume_study(path, read_meta(path), cluster=cluster_options(args), console=console)
+    return resume_study(path, read_study(path), cluster=cluster_options(args), console=console)
 
 
 def cmd_status(args, console: ConsoleOptions) -> int:
@@ -305,7 +306,7 @@ def cmd_status(args, console: ConsoleOptions) -> int:
     if getattr(args, "watch", False):
         from study.watch import watch_status
         return watch_status(path, args.interval)
-    print_status(path, read_meta(path))
+    print_status(path, read_study(path))
     return 0
 
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 import math
 
 from trainables.data.registry import setting_label
-from trainables.methods import flatten_trial, trial_name
+from trainables.methods import config_label, flatten_trial
+from trainables.store import StudyRecord
 
 STUDY_LINE_EVERY_S = 30.0
 WAITING_NOTE_AFTER_S = 60.0   # a study waiting this long for resources says so in its line
 
 
-def resume_command(meta: dict, path: str) -> str:
+def resume_command(study: StudyRecord, path: str) -> str:
     """The command that finishes this study (by name when it lies under its storage)."""
-    storage = meta.get("storage")
-    return (f"elm-study resume {meta.get('name')}" + (f" --storage {storage}" if storage else "")
+    storage = study.storage
+    return (f"elm-study resume {study.name} --storage {storage}"
             if storage and str(path).startswith(str(storage)) else f"elm-study resume {path}")
+
 
 def fmt_minutes(seconds: float) -> str:
     if not math.isfinite(seconds):
@@ -39,14 +41,11 @@ def trial_words(config: dict, trial_id: str = "", label: str | None = None) -> s
     """'ELM + DRW (λ=0.5) CIFAR-10 LT ρ=100 seed 1' (the setting: its one label,
     trainables.data.registry.setting_label)."""
     f = flatten_trial(config or {})
-    name = trial_name(config)
-    if label:
-        name = f"{label} seed {f.get('seed')}"
-    label_part, _, seed_part = name.rpartition(" seed ")
     ratio = f.get("ratio")
     where = (setting_label(f.get("dataset"), f.get("imb_type", "lt"), ratio)
              if isinstance(ratio, (int, float)) else str(f.get("dataset", "?")))
-    return f"{label_part} {where} seed {seed_part}" + (f" [{trial_id}]" if trial_id else "")
+    return (f"{label or config_label(config)} {where} seed {f.get('seed')}"
+            + (f" [{trial_id}]" if trial_id else ""))
 
 
 def progress_line(config: dict, result: dict, s_per_epoch: float) -> str:

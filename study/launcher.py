@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from study.options import ClusterOptions, ConsoleOptions, RunOptions
-from study.store import StudyError, is_remote, write_meta
+from study.store import StudyError, is_remote
 from study.summary import report
-from trainables.results import FINISHED
+from trainables.store import Resources, RunRecord, StudyRecord, write_study
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -22,12 +22,12 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def execute(plan, cluster: ClusterOptions, console: ConsoleOptions) -> int:
     """Run a :class:`study.plan.Plan`; the exit code is :func:`study.summary.report`'s."""
     if plan.kind == "resume":
-        return resume_study(Path(plan.path), plan.meta, cluster=cluster, console=console)
+        return resume_study(Path(plan.path), plan.study, cluster=cluster, console=console)
     if plan.kind == "extend" and not plan.space.expected_trials:
         return 0
     if plan.kind == "new" and plan.force:
         clear_study_dir(plan.path)
-    return fit_study(plan.space, plan.path, plan.meta, run=plan.run, address=cluster.address,
+    return fit_study(plan.space, plan.path, plan.study, run=plan.run, address=cluster.address,
                      dashboard=cluster.dashboard, dashboard_host=cluster.dashboard_host,
                      console=console)
 
@@ -79,7 +79,7 @@ def start_local_ray(**kwargs):
         return ray.init(address="local", **kwargs)
 
 
-def trial_resources(options: RunOptions, cluster: dict, local: bool = True) -> dict:
+def trial_resources(options: RunOptions, cluster: dict, local: bool = True) -> Resources:
     """CPU/GPU per trial (per worker for data-parallel trials), checked against what Ray
     says the cluster has: a local study that cannot place one trial is refused, a cluster
     (which may grow) gets one warning line (study.placement)."""
@@ -87,7 +87,7 @@ def trial_resources(options: RunOptions, cluster: dict, local: bool = True) -> d
     warning = check_placement(options, cluster, local=local)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    return resources_of(options, cluster)
+    return Resources.from_json(resources_of(options, cluster))
 
 
 # =========================================================================================
@@ -100,7 +100,7 @@ def clear_study_dir(path: str) -> None:
         shutil.rmtree(p)
 
 
-def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1,
+def build_tuner(space, path: str, study: StudyRecord, resources: Resources, run: int = 1,
                 console: ConsoleOptions = ConsoleOptions()):
     """Run 1 of a study is the Tune experiment ``<storage>/<name>``; run k is ``<name>/run-k``
     (an extension), so each run resumes on its own and the study folder holds them all."""
@@ -108,7 +108,7 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1,
 
     from study.progress import watch_tuner
     from trainables.ray_layer.dispatch import trainable_for
-    options = RunOptions.from_meta(meta)
+    options = study.options_of(run)
     searcher = space.make_searcher(Path(path)) if space.make_searcher else None
     scheduler = space.make_scheduler() if space.make_scheduler else None
     # Tune insists every report carries TuneConfig's metric; grids evaluate every eval_every
@@ -116,7 +116,7 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1,
     # searcher with it do not pass it twice.
     needs_metric = (searcher is not None and not space.searcher_has_metric) or (
         scheduler is not None and searcher is None)
-    trainable, cap = trainable_for(resources, options.workers_per_trial,
+    trainable, cap = trainable_for(resources.to_json(), options.workers_per_trial,
                                    quiet=not console.verbose, pack=options.pack,
                                    member_dirname=member_dirname)
     tune_config = tune.TuneConfig(
@@ -127,13 +127,12 @@ def build_tuner(space, path: str, meta: dict, resources: dict, run: int = 1,
         reuse_actors=options.workers_per_trial == 1,
         trial_dirname_creator=trial_dirname)
     run_config = tune.RunConfig(
-        name=meta["name"] if run == 1 else f"run-{run}",
-        storage_path=meta["storage"] if run == 1 else str(path),
+        name=study.name if run == 1 else f"run-{run}",
+        storage_path=study.storage if run == 1 else str(path),
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1)
     # progress counts this run's trials (an extension launches only part of the study)
-    watch_tuner(tune_config, run_config, {**meta, "run_trials": space.expected_trials}, path,
-                console)
+    watch_tuner(tune_config, run_config, study, path, console, run_trials=space.expected_trials)
     return tune.Tuner(trainable, param_space=space.param_space,
                       tune_config=tune_config, run_config=run_config)
 
@@ -165,41 +164,39 @@ def member_dirname(config: dict, trial_id: str) -> str:
     return f"{run_name(config)}_{trial_id}"
 
 
-def fit_study(space, path: str, meta: dict, *, address: str = "local", dashboard: bool = False,
-              dashboard_host: str = "127.0.0.1", run: int = 1,
+def fit_study(space, path: str, study: StudyRecord, *, address: str = "local",
+              dashboard: bool = False, dashboard_host: str = "127.0.0.1", run: int = 1,
               console: ConsoleOptions = ConsoleOptions()) -> int:
-    """Launch ``space`` as run ``run`` of the study at ``path`` (meta["runs"] describes it;
-    the run's options are RunOptions.to_meta's keys in ``meta``)."""
+    """Launch ``space`` as run ``run`` of the study at ``path`` (``study.runs`` lists it, with
+    the options it runs with)."""
     import ray
 
     from study.plan import save_spec
     ray_cluster = init_ray(address, dashboard, dashboard_host)
     try:
-        resources = trial_resources(RunOptions.from_meta(meta), ray_cluster,
-                                    local=address == "local")
+        options = study.options_of(run)
+        resources = trial_resources(options, ray_cluster, local=address == "local")
         refuse_gpus_torch_cannot_use(resources)
-        meta = {**meta, "resources": resources, "started_at": time.time()}
-        if meta.get("runs"):
-            meta["runs"][-1]["resources"] = resources
+        study = study.with_started(resources, time.time())
         if not is_remote(path):
-            write_meta(Path(path), meta)
+            write_study(path, study)
             save_spec(Path(path), space, run)
-        _say_pack(RunOptions.from_meta(meta), ray_cluster, space)
+        _say_pack(options, ray_cluster, space)
         where_to = path if run == 1 else f"{path}/run-{run}"
-        print(f"study {meta['name']}: {space.expected_trials} trials of '{space.name}', "
-              f"{resources} each -> {where_to}", flush=True)
-        build_tuner(space, path, meta, resources, run, console).fit()
+        print(f"study {study.name}: {space.expected_trials} trials of '{space.name}', "
+              f"{resources.to_json()} each -> {where_to}", flush=True)
+        build_tuner(space, path, study, resources, run, console).fit()
     finally:
         ray.shutdown()
-    return report(path, meta)
+    return report(path, study)
 
 
-def refuse_gpus_torch_cannot_use(resources: dict) -> None:
+def refuse_gpus_torch_cannot_use(resources: Resources) -> None:
     """Trials that will hold GPUs, where Ray says this node (the driver's) has GPUs that this
     torch cannot use: refused before anything is launched (each trial would refuse too, one by
     one: trainables.devices). Another node's GPUs are its own torch's to judge."""
     import ray
-    if not resources.get("gpu"):
+    if not resources.gpu:
         return
     here = ray.get_runtime_context().get_node_id()
     gpus = next((n.get("Resources", {}).get("GPU", 0) for n in ray.nodes()
@@ -209,7 +206,7 @@ def refuse_gpus_torch_cannot_use(resources: dict) -> None:
         reason = cuda_unusable_reason()
         if reason:
             raise StudyError(f"Ray sees {gpus:g} GPU(s) on this node and each trial asks for "
-                             f"{resources['gpu']:g}, but {reason}. Fix: {FIX}")
+                             f"{resources.gpu:g}, but {reason}. Fix: {FIX}")
 
 
 def _say_pack(options: RunOptions, cluster: dict, space) -> None:
@@ -225,7 +222,7 @@ def _say_pack(options: RunOptions, cluster: dict, space) -> None:
               "correctly but does not speed up a CPU (docs/packing.md)", flush=True)
 
 
-def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
+def runs_to_resume(path: Path, study: StudyRecord) -> list[tuple[RunRecord, Path]]:
     """(run entry, experiment folder) of every run that has an unfinished trial or never
     recorded its trials; refuses runs that Tune cannot restore, and runs with an unfinished
     trial whose config no longer builds (data that cannot exist, in a folder written before
@@ -233,26 +230,24 @@ def runs_to_resume(path: Path, meta: dict) -> list[tuple[dict, Path]]:
     attempt."""
     from ray import tune
 
-    from trainables.results import study_trials
-    runs = meta.get("runs") or [{"run": 1, "dir": ".", "resources": meta.get("resources")}]
+    from trainables.store import study_trials
     trials = study_trials(path)
     todo, stuck = [], []
-    for r in runs:
-        mine = [t for t in trials if t["run"] == r["run"]]
-        if mine and all(t["status"] in FINISHED for t in mine) and len(mine) >= r.get(
-                "launched", 0):
+    for r in study.runs:
+        mine = [t for t in trials if t.run == r.run]
+        if mine and all(t.finished for t in mine) and len(mine) >= (r.launched or 0):
             continue
-        exp = path if r["run"] == 1 else path / f"run-{r['run']}"
+        exp = r.experiment(path)
         if not tune.Tuner.can_restore(str(exp)):
             raise StudyError(f"{exp} has no Ray Tune experiment state to resume from (did run "
-                             f"{r['run']} start?); run the study again with --force")
-        stuck += [(t, e) for t in mine if t["status"] not in FINISHED
-                  for e in [_build_error(t["config"])] if e]
+                             f"{r.run} start?); run the study again with --force")
+        stuck += [(t, e) for t in mine if not t.finished
+                  for e in [_build_error(t.config)] if e]
         todo.append((r, exp))
     if stuck:
         t, e = stuck[0]
         raise StudyError(f"{path}: {len(stuck)} unfinished trial(s) cannot run as they are "
-                         f"and would fail again; {t['trial_dir'].name}: {e}")
+                         f"and would fail again; {t.trial_dir.name}: {e}")
     return todo
 
 
@@ -266,20 +261,20 @@ def _build_error(config: dict) -> ValueError | None:
     return None
 
 
-def _check_resumed(options: RunOptions, resources: dict, have: dict, local: bool) -> None:
+def _check_resumed(options: RunOptions, resources: Resources, have: dict, local: bool) -> None:
     """A run resumed where it cannot be placed (a cluster's study resumed on a laptop) is
     refused on a local Ray, warned about on a cluster, as a new run is."""
     import dataclasses
 
     from study.placement import check_placement
-    as_run = dataclasses.replace(options, cpus_per_trial=float(resources.get("cpu", 1.0)),
-                                 gpus_per_trial=float(resources.get("gpu") or 0))
+    as_run = dataclasses.replace(options, cpus_per_trial=resources.cpu,
+                                 gpus_per_trial=resources.gpu)
     warning = check_placement(as_run, have, local=local)
     if warning:
         print(warning, file=sys.stderr, flush=True)
 
 
-def resume_study(path: Path, meta: dict, *, cluster: ClusterOptions = ClusterOptions(),
+def resume_study(path: Path, study: StudyRecord, *, cluster: ClusterOptions = ClusterOptions(),
                  console: ConsoleOptions = ConsoleOptions()) -> int:
     """Tuner.restore of every run with unfinished trials: finished trials stay finished,
     unfinished and errored ones continue from their last checkpoint, each run with the
@@ -287,33 +282,30 @@ def resume_study(path: Path, meta: dict, *, cluster: ClusterOptions = ClusterOpt
     import ray
     from ray import tune
 
-    from study.plan import run_options
     from study.progress import watch_restored
     from trainables.ray_layer.dispatch import trainable_for
     from trainables.ray_layer.tune_state import restore_damaged
     for name in restore_damaged(path):   # a driver killed while Tune wrote its state
         print(f"{name} was empty or cut (its driver was killed while Tune wrote it): "
               "restored from its last complete copy", flush=True)
-    todo = runs_to_resume(Path(path), meta)
+    todo = runs_to_resume(Path(path), study)
     if not todo:
-        print(f"study {meta['name']}: every trial of every run is finished; nothing to resume")
-        return report(path, meta)
+        print(f"study {study.name}: every trial of every run is finished; nothing to resume")
+        return report(path, study)
     have = init_ray(cluster.address, cluster.dashboard, cluster.dashboard_host)
     try:
         for run, exp in todo:
-            resources = run.get("resources") or meta["resources"]
-            workers = run_options(meta, run).workers_per_trial
-            _check_resumed(run_options(meta, run), resources, have, cluster.local)
-            trainable, _ = trainable_for(resources, workers, quiet=not console.verbose,
-                                         pack=run_options(meta, run).pack,
+            resources = run.resources or study.resources
+            _check_resumed(run.options, resources, have, cluster.local)
+            trainable, _ = trainable_for(resources.to_json(), run.options.workers_per_trial,
+                                         quiet=not console.verbose, pack=run.options.pack,
                                          member_dirname=member_dirname)
             tuner = tune.Tuner.restore(str(exp), trainable=trainable, resume_errored=True)
             # progress lines, TensorBoard, --log; counting this run's trials
-            watch_restored(tuner, {**meta, "run_trials": run.get("launched")}, str(exp),
-                           console)
-            print(f"resuming study {meta['name']} run {run['run']} at {exp}", flush=True)
+            watch_restored(tuner, study, str(exp), console, run_trials=run.launched)
+            print(f"resuming study {study.name} run {run.run} at {exp}", flush=True)
             tuner.fit()
     finally:
         ray.shutdown()
-    return report(path, meta)
+    return report(path, study)
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from study.packs import is_pack, member_rows
 from study.store import StudyError, is_remote
-from trainables.methods import flatten_trial
+from trainables.methods import config_label, flatten_trial, trial_name
+from trainables.store import StudyRecord
 
 LOG_CHOICES = ("mlflow[=URI]", "wandb")
 # result key -> TensorBoard tag (grouped in sections by the part before '/')
@@ -51,11 +52,12 @@ def parse_log_flags(values: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-def run_name(config: dict) -> str:
-    """'ELM+DRW_lam0.5_seed1': a TensorBoard run / folder name without spaces or Greek."""
-    from trainables.methods import trial_name
-    text = (trial_name(config).replace("λ=", "lam").replace("Δ", "D").replace(" + ", "+")
-            .replace(" seed ", "_seed"))
+def run_name(config: dict, with_seed: bool = True) -> str:
+    """'ELM+DRW_lam0.5_seed1' ('ELM+DRW_lam0.5' without the seed): a TensorBoard run / folder
+    name without spaces or Greek."""
+    from trainables.methods import config_label
+    text = (config_label(config).replace("λ=", "lam").replace("Δ", "D").replace(" + ", "+")
+            + (f"_seed{flatten_trial(config or {}).get('seed')}" if with_seed else ""))
     return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9+._-]+", "_", text)).strip("_")
 
 
@@ -72,11 +74,11 @@ def _scalar(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def logger_callbacks(meta: dict, path: str, logs: list) -> list:
+def logger_callbacks(study: StudyRecord, path: str, logs: list) -> list:
     cbs = [tensorboard_callback()]
     for kind, uri in logs:
-        cbs.append(mlflow_callback(meta, path, uri) if kind == "mlflow"
-                   else wandb_callback(meta))
+        cbs.append(mlflow_callback(study, path, uri) if kind == "mlflow"
+                   else wandb_callback(study))
     return cbs
 
 
@@ -178,7 +180,7 @@ def _mlflow_client():
     return mlflow.MlflowClient()
 
 
-def mlflow_callback(meta: dict, path: str, uri: str | None):
+def mlflow_callback(study: StudyRecord, path: str, uri: str | None):
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     class StudyMLflow(MLflowLoggerCallback):
@@ -225,15 +227,14 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
             f = flatten_trial(config)
             tags = {**self.tags, "trial_id": trial_id, "seed": str(f.get("seed")),
                     "mlflow.parentRunId": self.parent,
-                    "method": run_name(config).rsplit("_seed", 1)[0],
-                    "method_label": _label(config),
+                    "method": run_name(config, with_seed=False),
+                    "method_label": config_label(config),
                     "dataset": f"{f.get('dataset')}-{f.get('imb_type', 'lt')}"}
             old = self.find_run(trial_id)
             if old:
                 _mlflow_client().update_run(old, status="RUNNING")
                 return old
-            run = self.mlflow_util.start_run(tags=tags, run_name=_label(config, True)
-                                             + f" [{trial_id}]")
+            run = self.mlflow_util.start_run(tags=tags, run_name=trial_name(config, trial_id))
             self.mlflow_util.log_params(run_id=run.info.run_id,
                                         params_to_log=trial_params(config))
             return run.info.run_id
@@ -270,8 +271,8 @@ def mlflow_callback(meta: dict, path: str, uri: str | None):
                 self.mlflow_util.end_run(run_id=self.trial_runs[trial], status=status)
 
     return StudyMLflow(tracking_uri=uri or default_mlflow_uri(path),
-                       experiment_name=meta.get("name"),
-                       tags={"study": str(meta.get("name")), "space": str(meta.get("space"))})
+                       experiment_name=study.name,
+                       tags={"study": str(study.name), "space": str(study.space)})
 
 
 def _report(path: str) -> Path | None:
@@ -295,14 +296,9 @@ def _artifact_root(uri: str, path: str) -> str | None:
     return str(Path(path).resolve() / "mlartifacts")
 
 
-def wandb_callback(meta: dict):
+def wandb_callback(study: StudyRecord):
     from ray.air.integrations.wandb import WandbLoggerCallback
     # offline runs (WANDB_MODE=offline) need no account; `wandb sync` uploads them later
-    return WandbLoggerCallback(project=str(meta.get("name")), group=str(meta.get("space")),
+    return WandbLoggerCallback(project=str(study.name), group=str(study.space),
                                log_config=True)
 
-
-def _label(config: dict, with_seed: bool = False) -> str:
-    from trainables.methods import trial_name
-    name = trial_name(config)
-    return name if with_seed else name.rsplit(" seed ", 1)[0]

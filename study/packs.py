@@ -15,11 +15,13 @@ imports Ray.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from search_spaces.base import grid, grid_param_space
 from study.store import StudyError
 from trainables.config import pack_split_fields
 from trainables.results import PACK_KEY, PACK_ROWS_KEY, pack_members
+from trainables.store.trials import pack_membership
 
 
 def group_packs(configs: list, k: int) -> list[list[int]]:
@@ -102,7 +104,7 @@ def member_rows(config: dict, result: dict) -> list[tuple[str, dict, dict]]:
     configs = pack_members(config)
     out = []
     for name, row in (result.get(PACK_ROWS_KEY) or {}).items():
-        k = str(row.get("trial_id", "")).rpartition("_m")[2]
-        if k.isdigit() and int(k) < len(configs):
-            out.append((name, configs[int(k)], row))
+        member = pack_membership(Path(name), [row])   # the row says which member it is
+        if member is not None and 0 <= member.member < len(configs):
+            out.append((name, configs[member.member], row))
     return out

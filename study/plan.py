@@ -26,9 +26,9 @@ import yaml
 
 from study.options import RunOptions
 from study.packs import check_pack_options, packed
-from study.store import (STUDY_FILE, StudyError, is_remote, locate, read_meta, storage_root,
-                         study_dir)
+from study.store import STUDY_FILE, StudyError, is_remote, locate, storage_root, study_dir
 from trainables.methods import label_of
+from trainables.store import RunRecord, StudyRecord, read_study
 
 
 def spec_as_file(spec: dict) -> dict:
@@ -123,12 +123,12 @@ def schedule_line(trial: dict) -> str | None:
 @dataclass(frozen=True)
 class Plan:
     """What one ``run`` command launches. ``kind``: "new" (run 1 of a new study, replacing an
-    old one with ``force``), "resume" (``--resume`` of the same study: ``meta`` as stored) or
+    old one with ``force``), "resume" (``--resume`` of the same study: ``study`` as stored) or
     "extend" (``--into``: ``space`` holds only the trials the study lacks, as run ``run``)."""
     kind: str
     space: object                 # the StudySpace this run launches
     path: str                     # the study folder
-    meta: dict                    # study.json as this run writes it
+    study: StudyRecord            # study.json as this run writes it
     options: RunOptions
     run: int = 1
     force: bool = False
@@ -157,23 +157,19 @@ def plan_run(space, flags: dict, *, storage: str, name: str | None = None,
         raise StudyError(f"--name {name!r} is not a valid folder name")
     root = storage_root(storage)
     path = study_dir(root, name)
-    meta = {**options.to_meta(), **_study_fields(space, name, root)}
     if not is_remote(path) and (Path(path) / STUDY_FILE).exists() and resume and not force:
-        old = read_meta(Path(path))
-        if old.get("space") != space.name:
-            raise StudyError(f"study folder {path} holds study '{old.get('space')}', not "
+        old = read_study(path)
+        if old.space != space.name:
+            raise StudyError(f"study folder {path} holds study '{old.space}', not "
                              f"'{space.name}'; choose another --name")
-        return Plan("resume", space, path, old, RunOptions.from_meta(old))
+        return Plan("resume", space, path, old, old.options)
     if not force:
         refuse_clash(path)
-    meta.update(expected_trials=space.expected_trials,
-                runs=[_run_entry(space, 1, options, command, kept=0, unfinished_elsewhere=0)])
-    return Plan("new", packed(space, options.pack), path, meta, options, force=force)
-
-
-def _study_fields(space, name: str, root: str) -> dict:
-    return {"space": space.name, "source": space.source, "name": name, "storage": root,
-            "metric": space.metric, "mode": space.mode, "search": space.is_search}
+    study = StudyRecord(name=name, space=space.name, storage=root, source=space.source,
+                        metric=space.metric, mode=space.mode, search=space.is_search,
+                        expected_trials=space.expected_trials, options=options,
+                        runs=(_run_record(space, 1, options, command),))
+    return Plan("new", packed(space, options.pack), path, study, options, force=force)
 
 
 def workers_from_trials(space, options: RunOptions) -> RunOptions:
@@ -206,27 +202,19 @@ def refuse_clash(path: str) -> None:
     if is_remote(path) or not p.exists():
         return   # remote storage: Ray Tune creates it; study.json stays local-only for now
     if (p / STUDY_FILE).exists() or any(p.iterdir()):
-        old = read_meta(p) if (p / STUDY_FILE).exists() else {}
-        what = f"of study '{old.get('space')}'" if old else "(not a study)"
+        what = (f"of study '{read_study(p).space}'" if (p / STUDY_FILE).exists()
+                else "(not a study)")
         raise StudyError(f"study folder {p} already exists {what}; finish it with "
                          f"'elm-study resume {p}', add the trials it lacks with "
                          f"'--into {p.name}', or pass --force to replace it")
 
 
-def _run_entry(space, number: int, options: RunOptions, command: str, **counts) -> dict:
-    return {"run": number, "dir": "." if number == 1 else f"run-{number}",
-            "spec_file": f"study-run-{number}.yaml" if space.spec else None,
-            "source": space.source,
-            "launched": space.expected_trials, **counts,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "command": command, **options.to_meta()}
-
-
-def run_options(meta: dict, run: dict) -> RunOptions:
-    """The options run ``run`` of a study ran with: its own entry's (older study.json files
-    kept only cpus/gpus/concurrency/failures there), else the study's."""
-    return RunOptions.from_meta({**RunOptions.from_meta(meta).to_meta(),
-                                 **{k: v for k, v in run.items() if v is not None}})
+def _run_record(space, number: int, options: RunOptions, command: str, kept: int = 0,
+                unfinished_elsewhere: int = 0) -> RunRecord:
+    return RunRecord(run=number, options=options, launched=space.expected_trials, kept=kept,
+                     unfinished_elsewhere=unfinished_elsewhere, source=space.source,
+                     spec_file=f"study-run-{number}.yaml" if space.spec else None,
+                     started_at=time.strftime("%Y-%m-%dT%H:%M:%S"), command=command)
 
 
 def save_spec(path: Path, space, number: int) -> None:
@@ -242,11 +230,11 @@ def save_spec(path: Path, space, number: int) -> None:
 
 def split_by_key(space, study_path: Path) -> tuple[list[bool], int, int]:
     """(launch this trial?, kept: finished there already, unfinished in an earlier run)."""
-    from trainables.results import FINISHED, study_trials
+    from trainables.store import study_trials
     states: dict[str, set] = {}
     for t in study_trials(study_path):
-        if t["trial_key"]:
-            states.setdefault(t["trial_key"], set()).add(t["status"] in FINISHED)
+        if t.trial_key:
+            states.setdefault(t.trial_key, set()).add(t.finished)
     keys = space.trial_keys()
     if len(set(keys)) != len(keys):
         dup = next(k for k, n in Counter(keys).items() if n > 1)
@@ -265,18 +253,17 @@ def plan_extension(space, path: Path, flags: dict, command: str) -> Plan:
     if space.is_search:
         raise StudyError(f"--into: '{space.name}' is a search; a search continues with "
                          f"'elm-study resume {path}' (more samples: a new study)")
-    old = read_meta(path)
-    if old.get("search") or (path / "optuna.db").exists():
+    old = read_study(path)
+    if old.search or (path / "optuna.db").exists():
         raise StudyError(f"--into: study {path} is a search; it cannot take grid trials")
-    runs = old.get("runs") or [{"run": 1, "dir": ".", "launched": old.get("expected_trials")}]
-    last = run_options(old, runs[-1])
+    last = old.last_run.options
     given = {**space.spec.get("resources", {}), **{k: v for k, v in flags.items()
                                                    if v is not None}}
     options = workers_from_trials(space, last.for_extension(given))
     check_batch_split(space, options)
     check_pack_options(space, options)
     launch_it, kept, unfinished = split_by_key(space, path)
-    number = max(r["run"] for r in runs) + 1
+    number = max(r.run for r in old.runs) + 1
     # only the members whose key is new, packed anew (by member key, not by old packs)
     sub = packed(space.subset(launch_it), options.pack)
     headline = (f"study {path.name}: {space.expected_trials} trials in {space.source}; "
@@ -287,13 +274,12 @@ def plan_extension(space, path: Path, flags: dict, command: str) -> Plan:
     changed = options.changes_from(last)
     if changed and sub.expected_trials:
         headline += f"\nrun {number} runs with {', '.join(changed)}"
-    # every run entry records its own options, so that resume rebuilds each run's trainable
-    runs = [{**r, **run_options(old, r).to_meta()} for r in runs]
-    meta = {**old, **options.to_meta(),
-            "expected_trials": (old.get("expected_trials") or 0) + sub.expected_trials,
-            "runs": runs + [_run_entry(sub, number, options, command, kept=kept,
-                                       unfinished_elsewhere=unfinished)]}
-    return Plan("extend", sub, str(path), meta, options, run=number, headline=headline)
+    # every run records its own options, so that resume rebuilds each run's trainable
+    study = dataclasses.replace(
+        old, options=options,
+        expected_trials=(old.expected_trials or 0) + sub.expected_trials,
+        runs=old.runs + (_run_record(sub, number, options, command, kept, unfinished),))
+    return Plan("extend", sub, str(path), study, options, run=number, headline=headline)
 
 
 def missing_data(space, local: bool) -> list[str]:

@@ -21,6 +21,7 @@ import os
 
 from study.console import resume_command
 from study.options import ConsoleOptions
+from trainables.store import StudyRecord
 
 _DROP = ("Resume experiment with:", "Trials did not complete", "Checkpoint successfully created")
 
@@ -80,21 +81,23 @@ def quiet_ray_logging(console: ConsoleOptions) -> None:
         h.addFilter(_DropChatter())
 
 
-def watch_tuner(tune_config, run_config, meta: dict, path: str,
-                console: ConsoleOptions) -> None:
-    """Add the progress printer and the ``--log`` callbacks; silence Tune's tables."""
+def watch_tuner(tune_config, run_config, study: StudyRecord, path: str,
+                console: ConsoleOptions, run_trials: int | None = None) -> None:
+    """Add the progress printer and the ``--log`` callbacks; silence Tune's tables.
+    ``run_trials``: the trials of this run (an extension launches only part of the study)."""
     from study.loggers import logger_callbacks
     from study.progress_callback import StudyProgress
     quiet_ray_logging(console)
     callbacks = list(run_config.callbacks or [])
-    callbacks.append(StudyProgress(meta, path))
-    callbacks.extend(logger_callbacks(meta, path, list(console.log)))
+    callbacks.append(StudyProgress(study, path, run_trials=run_trials))
+    callbacks.extend(logger_callbacks(study, path, list(console.log)))
     run_config.callbacks = callbacks
     run_config.verbose = 2 if console.verbose else 0
-    print_banner(meta, path)
+    print_banner(study, path)
 
 
-def watch_restored(tuner, meta: dict, path: str, console: ConsoleOptions) -> None:
+def watch_restored(tuner, study: StudyRecord, path: str, console: ConsoleOptions,
+                   run_trials: int | None = None) -> None:
     """``Tuner.restore`` brings back the callbacks pickled at launch: use this command's
     (its --verbose / --log) instead. Ray 2.60 has no public setter: the shim reaches them."""
     from trainables.ray_layer.private import restored_run_and_tune_config
@@ -104,10 +107,10 @@ def watch_restored(tuner, meta: dict, path: str, console: ConsoleOptions) -> Non
     run_config, tune_config = configs
     run_config.callbacks = [c for c in run_config.callbacks or []
                             if not type(c).__module__.startswith("study.")]
-    watch_tuner(tune_config, run_config, meta, path, console)
+    watch_tuner(tune_config, run_config, study, path, console, run_trials)
 
 
-def print_banner(meta: dict, path: str) -> None:
+def print_banner(study: StudyRecord, path: str) -> None:
     """Where to look while it runs, and how to continue if this driver goes away."""
     from trainables.ray_layer.private import dashboard_url, metrics_export_port
     port = metrics_export_port()
@@ -117,4 +120,4 @@ def print_banner(meta: dict, path: str) -> None:
         print("the dashboard asks for a token: `ray get-auth-token` prints it (it is also in "
               "~/.ray/auth_token)", flush=True)
     print(f"tensorboard --logdir {path}", flush=True)
-    print(f"if this driver stops: {resume_command(meta, path)}", flush=True)
+    print(f"if this driver stops: {resume_command(study, path)}", flush=True)

@@ -1,7 +1,8 @@
 """The Tune callback behind a study's console lines (see :mod:`study.progress`).
 
 Tune pickles its callbacks into a study's experiment state by module path: ``StudyProgress``
-stays at ``study.progress_callback`` so that studies written earlier still resume."""
+stays at ``study.progress_callback`` so that studies written earlier still resume (those
+pickled its state with a ``meta`` dict: :meth:`StudyProgress.__setstate__` reads it)."""
 from __future__ import annotations
 
 import atexit
@@ -17,16 +18,33 @@ from study.console import (STUDY_LINE_EVERY_S, WAITING_NOTE_AFTER_S, fmt_minutes
 from study.packs import is_pack, member_rows
 from trainables.methods import flatten_trial
 from trainables.ray_layer.dashboard import actor_name
-from trainables.results import PACK_KEY, trial_status
+from trainables.results import PACK_KEY
+from trainables.store import StudyRecord, trial_status
 
 
 class StudyProgress(Callback):
     """Tune callback printing the study's progress (driver side; Ray-free formatting)."""
 
-    def __init__(self, meta: dict, path: str, every_s: float = STUDY_LINE_EVERY_S):
-        # Tune pickles its callbacks into the experiment state: plain data only here
-        self.meta, self.path, self.every_s = meta, str(path), every_s
+    def __init__(self, study: StudyRecord, path: str, every_s: float = STUDY_LINE_EVERY_S,
+                 run_trials: int | None = None):
+        # Tune pickles its callbacks into the experiment state: records and plain data only
+        self.study, self.path, self.every_s = study, str(path), every_s
+        self.run_trials = run_trials    # this run's trials (an extension adds only some)
         self.setup()
+
+    def __setstate__(self, state: dict) -> None:
+        """A callback pickled by an earlier version held ``meta`` (study.json's dict, with the
+        run's trial count under ``run_trials``): read into today's record."""
+        if "meta" in state:
+            meta = state.pop("meta") or {}
+            state["study"] = StudyRecord.from_json(meta)
+            state["run_trials"] = meta.get("run_trials")
+        self.__dict__.update(state)
+
+    @property
+    def expected(self) -> int | None:
+        """The trials this run launches (None: not known)."""
+        return self.run_trials or self.study.expected_trials
 
     def setup(self, **info):
         """Called by Tune when the experiment (or its resumption) starts."""
@@ -90,7 +108,7 @@ class StudyProgress(Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.say(f"retry  {_words(trial)}  failure "
-                 f"{trial.num_failures} of at most {self.meta.get('max_failures', '?')}: "
+                 f"{trial.num_failures} of at most {self.study.options.max_failures}: "
                  f"{_error_line(trial)}; continuing from its last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -109,7 +127,7 @@ class StudyProgress(Callback):
         for t in trials:   # trials, not Tune trials: a pack counts its members
             counts[t.status] = counts.get(t.status, 0) + _members(t)
         created = sum(_members(t) for t in trials)
-        expected = self.meta.get("run_trials") or self.meta.get("expected_trials") or created
+        expected = self.expected or created
         not_created = max(expected - created, 0)
         per_trial = _epochs_of(trials)
         total = per_trial * expected
@@ -123,7 +141,7 @@ class StudyProgress(Callback):
         end = (time.strftime("%H:%M", time.localtime(time.time() + left))
                if math.isfinite(left) else "?")
         pending = counts["PENDING"] + counts["PAUSED"] + not_created
-        return (f"study {self.meta.get('name')}: {counts['TERMINATED']} done · "
+        return (f"study {self.study.name}: {counts['TERMINATED']} done · "
                 f"{counts['RUNNING']} running · {pending} pending · {counts['ERROR']} failed · "
                 f"epochs {done}/{total} · "
                 f"{fmt_minutes(elapsed)} elapsed · projected end {end} "
@@ -134,8 +152,8 @@ class StudyProgress(Callback):
         trial pending, or (data-parallel trials, whose drivers run while their worker groups
         wait) Ray holding unplaced requests; with Ray's requests and free resources."""
         all_pending = running == 0 and pending > 0
-        asked = _unplaced_requests() if all_pending or int(
-            self.meta.get("workers_per_trial") or 1) > 1 else []
+        asked = _unplaced_requests() if all_pending or \
+            self.study.options.workers_per_trial > 1 else []
         if not (all_pending or asked):
             self.waiting_since = None
             return ""
@@ -154,12 +172,12 @@ class StudyProgress(Callback):
         unfinished = sum(_members(t) for t in trials if t.status not in ("TERMINATED",
                                                                           "ERROR"))
         created = sum(_members(t) for t in trials)
-        expected = self.meta.get("run_trials") or self.meta.get("expected_trials") or created
+        expected = self.expected or created
         if unfinished or created < expected:
             left = unfinished + max(expected - created, 0)
             self.say(f"interrupted: {left} trial(s) unfinished")
             # the launcher prints its summary after this: the command goes last, at exit
-            atexit.register(self.say, f"continue with: {resume_command(self.meta, self.path)}")
+            atexit.register(self.say, f"continue with: {resume_command(self.study, self.path)}")
 
 
 def _members(trial) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from study.console import fmt_minutes
 from trainables.data.registry import training_counts
-from trainables.results import STUDY_FILE, read_results, trial_dirs
+from trainables.store import STUDY_FILE, study_trials
 
 
 def study_images(configs) -> tuple[int, int, int]:
@@ -65,25 +65,14 @@ def earlier_rate(storage: str, cfg) -> dict | None:
     host, device = socket.gethostname(), this_device(cfg)
     for study in studies:
         rates = []
-        for d in trial_dirs(study):
-            if not _same_setup(d, cfg):
+        for t in study_trials(study, damage=[]):
+            # the same dataset and model (rates differ by orders of magnitude between them)
+            if (t.config.get("dataset"), t.config.get("model")) != (cfg.dataset, cfg.model):
                 continue
-            rates += [r["train_images_per_s"] for r in read_results(d, damage=[])
-                      if _matches(r, host, device)]
+            rates += [r["train_images_per_s"] for r in t.rows if _matches(r, host, device)]
         if rates:
             return {"rate": statistics.median(rates), "study": study.name, "rows": len(rates)}
     return None
-
-
-def _same_setup(trial_dir: Path, cfg) -> bool:
-    """The trial trained ``cfg``'s dataset with its model (rates differ by orders of
-    magnitude between them)."""
-    from trainables.results import trial_config
-    try:
-        config, _ = trial_config(trial_dir)
-    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
-        return False
-    return config.get("dataset") == cfg.dataset and config.get("model") == cfg.model
 
 
 def at_once(options, trials: int) -> int:

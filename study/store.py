@@ -1,21 +1,13 @@
-"""A study on disk: ``<storage>/<name>/`` as Ray Tune lays it out, plus our ``study.json``.
-
-``study.json`` records what was launched (space, options, overrides, resources) so that
-``resume`` can rebuild the same trainable and ``status`` can say how far along it is, both
-without the original command line.
+"""Where studies lie: ``<storage>/<name>/`` (a local folder or a pyarrow URI), finding one by
+name or path, and refusing storage that cannot be written. What a study folder holds is read
+and written by the study store (:mod:`trainables.store`: ``study.json`` as a StudyRecord, its
+trials as TrialRecords).
 """
 from __future__ import annotations
 
-import json
-import os
-import time
 from pathlib import Path
 
-from trainables.results import STUDY_FILE
-
-
-class StudyError(ValueError):
-    """Bad study input (name clash, unwritable storage...): exit code 2, nothing launched."""
+from trainables.store import STUDY_FILE, StudyError  # noqa: F401  (StudyError: study's error)
 
 
 def storage_root(storage: str) -> str:
@@ -53,31 +45,3 @@ def check_writable(root: str, *, create: bool = True) -> None:
         raise StudyError(f"--storage {root} is not writable ({problem[0]}: {problem[1]})")
     if problem:
         raise StudyError(f"--storage {root} is not writable ({problem[1]})")
-
-
-def read_meta(path: Path) -> dict:
-    """A study's study.json; one StudyError line naming it when it cannot be read (torn,
-    truncated, garbled): nothing can be done to a study without its record of its runs, and
-    nothing is changed."""
-    where = Path(path) / STUDY_FILE
-    try:
-        meta = json.loads(where.read_text())
-    except OSError as e:
-        raise StudyError(f"cannot read {where}: {e.strerror or e}") from None
-    except ValueError as e:   # JSONDecodeError, or bytes that are not UTF-8
-        raise StudyError(f"{where} is damaged (not valid JSON: {e}); it is the study's "
-                         "record of its runs, written whole or not at all, so this is a copy "
-                         "cut short or edited: restore it (nothing was changed)") from None
-    if not isinstance(meta, dict):
-        raise StudyError(f"{where} is damaged (it holds {json.dumps(meta)[:40]}, not a study's "
-                         "record); restore it (nothing was changed)")
-    return meta
-
-
-def write_meta(path: Path, meta: dict) -> None:
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / (STUDY_FILE + ".tmp")
-    tmp.write_text(json.dumps({**meta, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")},
-                              indent=1, allow_nan=False))   # strict JSON: jq / JS read it
-    os.replace(tmp, path / STUDY_FILE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from trainables.results import FINISHED
+from trainables.store import FINISHED, StudyRecord
 
 
 def status_counts(path) -> tuple:
@@ -20,22 +20,22 @@ def status_counts(path) -> tuple:
     return df, counts
 
 
-def print_status(path, meta: dict, loaded: tuple | None = None) -> None:
+def print_status(path, study: StudyRecord, loaded: tuple | None = None) -> None:
     """Trial counts, each run's additions, epochs done and the best trial so far
     (``loaded``: status_counts(path) when the caller has it already)."""
     df, counts = loaded or status_counts(path)
-    expected = meta.get("expected_trials")
+    expected = study.expected_trials
     pending = max((expected or 0) - len(df), 0)
     parts = [f"{k} {v}" for k, v in sorted(counts.items())] + ([f"not started {pending}"]
                                                                if pending else [])
-    print(f"study {meta.get('name')} ({meta.get('space')}): {len(df)}/{expected} trials seen; "
+    print(f"study {study.name} ({study.space}): {len(df)}/{expected} trials seen; "
           + ", ".join(parts))
-    for r in meta.get("runs") or []:
-        mine = df[df["run"] == r["run"]] if len(df) else df
-        extra = "".join(f", {r[k]} {w}" for k, w in (("kept", "kept"), (
-            "unfinished_elsewhere", "left to earlier runs")) if r.get(k))
-        print(f"  run {r['run']} ({r.get('started_at', '?')}, {Path(r.get('source') or '?').name}"
-              f"): added {r.get('launched')}{extra}; finished "
+    for r in study.runs:
+        mine = df[df["run"] == r.run] if len(df) else df
+        extra = "".join(f", {n} {w}" for n, w in ((r.kept, "kept"), (
+            r.unfinished_elsewhere, "left to earlier runs")) if n)
+        print(f"  run {r.run} ({r.started_at or '?'}, {Path(r.source or '?').name}"
+              f"): added {r.launched}{extra}; finished "
               f"{int(mine['status'].isin(FINISHED).sum()) if len(mine) else 0}")
     if len(df):
         epochs = df.get("epochs")
@@ -53,12 +53,12 @@ def print_status(path, meta: dict, loaded: tuple | None = None) -> None:
         print(line)
 
 
-def report(path, meta: dict) -> int:
+def report(path, study: StudyRecord) -> int:
     """Print the per-method mean ± std table; exit 1 if any trial errored or is unfinished."""
     from analysis.collect import summary_table
     df, counts = loaded = status_counts(path)
     print()
-    print_status(path, meta, loaded)
+    print_status(path, study, loaded)
     table = summary_table(df)
     if len(table):
         print("\nfinal-epoch test top-1 (mean ± std over seeds, n):")

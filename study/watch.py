@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from analysis.formats import mean_std
-from study.store import StudyError, read_meta
+from study.store import StudyError
+from trainables.store import StudyRecord, read_study
 
 ENDED = ("terminated", "diverged", "stopped", "errored")
 
@@ -18,17 +19,17 @@ ENDED = ("terminated", "diverged", "stopped", "errored")
 # =========================================================================================
 # status --watch
 # =========================================================================================
-def status_view(path: Path, meta: dict) -> tuple[list[str], bool]:
+def status_view(path: Path, study: StudyRecord) -> tuple[list[str], bool]:
     """(lines to show, whether the study has ended): counts, per-method mean ± std of the
     last evaluated top-1 so far, and every running trial with its epoch."""
     from analysis.collect import load_study
     df = load_study(path)
-    expected = meta.get("expected_trials") or len(df)
+    expected = study.expected_trials or len(df)
     lines = []
     if not len(df):
-        return [f"study {meta.get('name')}: no trial has reported yet (0/{expected})"], False
+        return [f"study {study.name}: no trial has reported yet (0/{expected})"], False
     counts = df["status"].value_counts().to_dict()
-    lines.append(f"study {meta.get('name')}: {len(df)}/{expected} trials seen; " + ", ".join(
+    lines.append(f"study {study.name}: {len(df)}/{expected} trials seen; " + ", ".join(
         f"{k} {v}" for k, v in sorted(counts.items())))
     lines.append("method                     top-1 so far (mean ± std, n)   epochs")
     for method, g in df.groupby("method", sort=False):
@@ -53,8 +54,7 @@ def watch_status(path: Path, interval: float, out=None) -> int:
     tty = out.isatty()
     try:
         while True:
-            meta = read_meta(path)
-            lines, ended = status_view(path, meta)
+            lines, ended = status_view(path, read_study(path))
             stamp = time.strftime("%H:%M:%S")
             if tty:
                 out.write("\033[H\033[J")   # redraw in place

@@ -72,7 +72,12 @@ def flatten_trial(config: dict) -> dict:
 def trial_name(config: dict, trial_id: str = "") -> str:
     """'ELM + DRW (λ=0.5) seed 1 [3a7c1_00002]': what the dashboard, log prefixes and the
     loggers' run names show for a Tune trial config."""
+    seed = flatten_trial(config or {}).get("seed")
+    return f"{config_label(config)} seed {seed}" + (f" [{trial_id}]" if trial_id else "")
+
+
+def config_label(config: dict) -> str:
+    """'ELM + DRW (λ=0.5)': the method label of a Tune trial config (trial_name without the
+    seed: what callers that want the method alone use, rather than cutting a name apart)."""
     flat = flatten_trial(config or {})
-    label = method_label(flat.get("loss", "?"), bool(flat.get("drw", False)), flat.get("lam"))
-    seed = flat.get("seed")
-    return f"{label} seed {seed}" + (f" [{trial_id}]" if trial_id else "")
+    return method_label(flat.get("loss", "?"), bool(flat.get("drw", False)), flat.get("lam"))

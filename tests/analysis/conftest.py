@@ -21,6 +21,7 @@ def study(tmp_path_factory) -> Path:
     """12 real trials written by Tune, read back from the folder as users do (a validation
     split held out, so post-hoc τ can be chosen on it)."""
     from study.launcher import fit_study
+    from trainables.store import RunOptions, RunRecord, StudyRecord
     with built_once(tmp_path_factory, "analysis-studies") as (root, todo):
         if todo:
             root.mkdir()
@@ -28,10 +29,11 @@ def study(tmp_path_factory) -> Path:
                 "base": {"dataset": "synthetic", "ratio": 10.0, "epochs": 1, "batch_size": 64,
                          "eval_batch_size": 200, "device": "cpu", "val_fraction": 0.2},
                 "method": grid(METHODS), "seed": grid(SEEDS)}, len(METHODS) * len(SEEDS))
-            meta = {"name": "mini", "storage": str(root), "space": "mini",
-                    "expected_trials": len(METHODS) * len(SEEDS), "cpus_per_trial": 1.0,
-                    "gpus_per_trial": 0, "max_failures": 0}
-            rc = fit_study(space, str(root / "mini"), meta, address="local", dashboard=False,
+            options = RunOptions(cpus_per_trial=1.0, gpus_per_trial=0, max_failures=0)
+            record = StudyRecord("mini", space="mini", storage=str(root), options=options,
+                                 expected_trials=len(METHODS) * len(SEEDS),
+                                 runs=(RunRecord(1, options, launched=len(METHODS) * len(SEEDS)),))
+            rc = fit_study(space, str(root / "mini"), record, address="local", dashboard=False,
                            dashboard_host="127.0.0.1")
             assert rc == 0
     return root / "mini"

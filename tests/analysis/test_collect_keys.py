@@ -3,7 +3,7 @@ import json
 
 from analysis.collect import hparam_columns, load_study
 from trainables.config import TrialConfig
-from trainables.results import experiment_dirs, one_per_key, study_trials
+from trainables.store import experiment_dirs, one_per_key, study_trials
 
 
 def fake_trial(exp, name, config, rows):
@@ -27,13 +27,13 @@ def test_a_key_launched_in_two_runs_counts_once_with_its_finished_trial(tmp_path
     fake_trial(study / "run-10", "t_d", {**cfg, "seed": 2}, done[:1])
     assert [p.name for p in experiment_dirs(study)] == ["s", "run-2", "run-10"]
     every = study_trials(study)
-    assert [(t["trial_dir"].name, t["run"], t["status"]) for t in every] == [
+    assert [(t.trial_dir.name, t.run, t.status) for t in every] == [
         ("t_a", 1, "running"), ("t_b", 1, "terminated"), ("t_c", 2, "terminated"),
         ("t_d", 10, "running")]
-    assert every[0]["trial_key"] == every[2]["trial_key"] == TrialConfig.from_dict(
+    assert every[0].trial_key == every[2].trial_key == TrialConfig.from_dict(
         cfg).trial_key()
     kept = one_per_key(every)
-    assert [t["trial_dir"].name for t in kept] == ["t_b", "t_c", "t_d"]
+    assert [t.trial_dir.name for t in kept] == ["t_b", "t_c", "t_d"]
     df = load_study(study)
     assert list(df["trial_dir"].map(lambda p: p.rsplit("/", 1)[-1])) == ["t_b", "t_c", "t_d"]
     assert len(load_study(study, every_run=True)) == 4

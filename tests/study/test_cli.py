@@ -163,7 +163,8 @@ def test_a_resource_flag_given_with_into_runs_the_new_trials_with_it(capsys, tmp
     """`run FILE --into STUDY --workers-per-trial 2`: the new run's trials get 2 workers (one
     line says so; its run entry records it, which is what the launcher and resume read), the
     study's earlier run keeps its 1; a value that cannot run exits 2 naming the flag."""
-    from study.plan import plan_run, run_options
+    from study.plan import plan_run
+    from trainables.store import StudyRecord
     study = _one_run_study(tmp_path)
     before = (study / "study.json").read_bytes()
     rc, out, err = run_cli(capsys, "run", "smoke", "--seeds", "5", "--into", str(study),
@@ -177,10 +178,13 @@ def test_a_resource_flag_given_with_into_runs_the_new_trials_with_it(capsys, tmp
     plan = plan_run(__import__("search_spaces").get_space("smoke", seeds=[5]), flags,
                     storage=str(tmp_path), into=str(study))
     assert plan.kind == "extend" and plan.run == 2 and plan.options.workers_per_trial == 2
-    first, second = plan.meta["runs"]
-    assert run_options(plan.meta, first).workers_per_trial == 1
-    assert run_options(plan.meta, second).workers_per_trial == 2
-    assert plan.meta["workers_per_trial"] == 2     # fit_study builds the Tuner from these
+    first, second = plan.study.runs
+    assert first.options.workers_per_trial == 1
+    assert second.options.workers_per_trial == 2
+    assert plan.study.options_of(2).workers_per_trial == 2   # fit_study builds the Tuner from it
+    written = StudyRecord.from_json(json.loads(json.dumps(plan.study.to_json())))
+    assert written.runs[0].options.workers_per_trial == 1     # ... and study.json keeps both
+    assert written.runs[1].options.workers_per_trial == 2
 
     for value, match in (("0", r"--workers-per-trial must be >= 1, got 0"),
                          ("3", r"batch_size=32 .*workers_per_trial=3")):

@@ -13,7 +13,7 @@ from raycluster import job_env
 
 from trainables.config import TrialConfig
 from trainables.data.registry import training_counts
-from trainables.results import read_results, trial_dirs
+from trainables.store import read_results, trial_dirs
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]

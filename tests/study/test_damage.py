@@ -98,7 +98,7 @@ def test_the_intact_fixture_has_no_damage(capsys, copy):
 
 def test_a_trial_tune_is_still_starting_is_not_damage(copy):
     """A folder Tune made for a trial it lists as RUNNING, before its params.json: normal."""
-    from trainables.results import study_trials
+    from trainables.store import study_trials
     state = next(copy.glob("experiment_state-*.json"))
     data = json.loads(state.read_text())
     for entry in data["trial_data"]:
@@ -108,7 +108,7 @@ def test_a_trial_tune_is_still_starting_is_not_damage(copy):
     state.write_text(json.dumps(data))
     _clear(copy / ELM)
     damage = []
-    assert [t["trial_id"] for t in study_trials(copy, damage)] == ["e9e51_00000"]
+    assert [t.trial_id for t in study_trials(copy, damage)] == ["e9e51_00000"]
     assert damage == []
 
 
@@ -147,11 +147,11 @@ def test_an_extension_of_a_damaged_study_names_it_and_plans_from_the_intact_tria
 
 def test_resume_plans_from_the_intact_trials_and_names_the_damage(capsys, copy):
     from study.launcher import runs_to_resume
-    from study.store import read_meta
+    from trainables.store import read_study
     _cut(copy / CE / "result.json", 200)
     before = _digest(copy)
-    todo = runs_to_resume(copy, read_meta(copy))
-    assert [r["run"] for r, _ in todo] == [1]
+    todo = runs_to_resume(copy, read_study(copy))
+    assert [r.run for r, _ in todo] == [1]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("damaged: ") and "result.json" in err[0]
     assert _digest(copy) == before

@@ -198,7 +198,9 @@ def test_a_study_waiting_over_a_minute_says_so_with_rays_numbers(monkeypatch, st
     import study.progress_callback as pc
     monkeypatch.setattr(pc, "_unplaced_requests", lambda: [({"CPU": 1.0}, "NO_RESOURCES")])
     monkeypatch.setattr(pc, "_free_and_total", lambda: ({"CPU": 0.75}, {"CPU": 2.0}))
-    cb = pc.StudyProgress({"name": "s", "run_trials": 2, "workers_per_trial": workers}, "/x")
+    from trainables.store import RunOptions, StudyRecord
+    cb = pc.StudyProgress(StudyRecord("s", options=RunOptions(workers_per_trial=workers)), "/x",
+                          run_trials=2)
     trials = [_Trial(s) for s in statuses]
     assert "pending for" not in cb.study_line(trials)       # first seen: not yet a minute
     cb.waiting_since -= 61

@@ -12,7 +12,7 @@ from raycluster import sigkill_driver_when
 
 from analysis.aggregate import aggregate
 from analysis.collect import load_study
-from trainables.results import FINISHED, read_results, study_trials, trial_dirs
+from trainables.store import FINISHED, read_results, study_trials, trial_dirs
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def test_a_study_grows_by_seeds_and_methods_and_reruns_changed_configs(tmp_path,
     out = cli(env, "resume", study, *on)
     assert "run 4" in out and "run 3 at" not in out, out      # finished runs are left alone
     trials = study_trials(study)
-    finished = Counter(t["trial_key"] for t in trials if t["status"] in FINISHED)
+    finished = Counter(t.trial_key for t in trials if t.status in FINISHED)
     assert len(finished) == 12 and set(finished.values()) == {1}, finished
     assert {d: b for d, b in snapshot(study).items() if d in before} == before
     df = load_study(study)

@@ -13,7 +13,8 @@ from study.packs import group_packs, pack_lines, packed
 from study.plan import plan_run
 from trainables.config import TrialConfig
 from trainables.methods import flatten_trial
-from trainables.results import pack_members, study_trials, trial_dirs
+from trainables.results import pack_members
+from trainables.store import PackMembership, StudyRecord, study_trials, trial_dirs
 
 TWO_BATCHES = """\
 description: "packs split by batch size"
@@ -78,8 +79,9 @@ def test_pack_in_a_study_file_and_its_record(capsys, tmp_path):
     assert rc == 0, err
     assert "12 trials in 6 packs of at most 2 (6 of 2)" in out, out
     plan = plan_run(get_space(str(f)), {}, storage=str(tmp_path / "s"))
-    assert plan.options.pack == 2 and plan.meta["pack"] == 2 and plan.meta["runs"][0]["pack"] == 2
-    assert plan.meta["expected_trials"] == 12 and plan.meta["runs"][0]["launched"] == 12
+    assert plan.options.pack == 2 and plan.study.options.pack == 2 and \
+        plan.study.runs[0].options.pack == 2
+    assert plan.study.expected_trials == 12 and plan.study.runs[0].launched == 12
     flagged = plan_run(get_space(str(f)), {"pack": 3}, storage=str(tmp_path / "s"))
     assert flagged.options.pack == 3                          # the flag wins over the file
     f.write_text(TWO_BATCHES.replace("{pack: 2}", "{pack: 0}"))
@@ -123,7 +125,7 @@ def test_into_packs_only_the_new_trials_and_keeps_the_studys_pack(tmp_path):
                     into=str(study))
     assert plan.options.pack == 3 and plan.space.expected_trials == 4
     assert [len(c["pack"]) for c in expand_grid(plan.space.param_space)] == [3, 1]
-    assert plan.meta["runs"][-1]["pack"] == 3 and plan.meta["expected_trials"] == 8
+    assert plan.study.runs[-1].options.pack == 3 and plan.study.expected_trials == 8
     plan = plan_run(get_space("smoke", seeds=[5, 6]), {"pack": 1}, storage=str(tmp_path),
                     into=str(study))
     assert "--pack 1 (was 3)" in plan.headline and "pack" not in plan.space.param_space
@@ -162,13 +164,15 @@ def test_readers_skip_the_packs_folder_and_give_members_their_packs_status(tmp_p
                                                  "CE_seed1_abcde_00000_m1",
                                                  "CE_seed2_abcde_00001_m0"]
     damage = []
-    trials = {t["trial_id"]: t for t in study_trials(exp, damage)}
+    trials = {t.trial_id: t for t in study_trials(exp, damage)}
     assert damage == [] and len(trials) == 3
-    assert trials["abcde_00000_m0"]["status"] == "terminated"    # finished before the error
-    assert trials["abcde_00000_m1"]["status"] == "errored"       # its pack errored
-    assert trials["abcde_00001_m0"]["status"] == "running"       # its pack still runs
-    assert trials["abcde_00000_m0"]["config"]["seed"] == 0 and trials["abcde_00000_m0"][
-        "trial_key"] == TrialConfig.from_dict(flatten_trial(members[0])).trial_key()
+    assert trials["abcde_00000_m0"].status == "terminated"    # finished before the error
+    assert trials["abcde_00000_m1"].status == "errored"       # its pack errored
+    assert trials["abcde_00001_m0"].status == "running"       # its pack still runs
+    assert trials["abcde_00000_m0"].config["seed"] == 0 and trials[
+        "abcde_00000_m0"].trial_key == TrialConfig.from_dict(flatten_trial(members[0])).trial_key()
+    assert [trials[i].pack for i in ("abcde_00000_m1", "abcde_00001_m0")] == [
+        PackMembership("abcde_00000", 1), PackMembership("abcde_00001", 0)]   # from the rows
 
 
 def test_dry_run_lines_come_from_one_function():
@@ -246,7 +250,7 @@ def test_tensorboard_and_mlflow_get_one_run_per_member(tmp_path, monkeypatch):
     tb = tensorboard_callback()
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")   # sqlite's set-up: ~20 s here
     uri = (tmp_path / "mlruns").as_uri()
-    ml = mlflow_callback({"name": "s", "space": "smoke"}, str(tmp_path), uri)
+    ml = mlflow_callback(StudyRecord("s", space="smoke"), str(tmp_path), uri)
     ml.setup()
     for cb in (tb, ml):
         cb.log_trial_start(trial)

@@ -15,7 +15,7 @@ import pytest
 
 from analysis.collect import load_study
 from raycluster import job_env, sigkill_driver_when
-from trainables.results import read_results, study_trials, trial_dirs
+from trainables.store import read_results, study_trials, trial_dirs
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def unpacked(storage, shared_ray):
 
 
 def by_key(study):
-    return {t["trial_key"]: t for t in study_trials(study)}
+    return {t.trial_key: t for t in study_trials(study)}
 
 
 def test_a_packed_study_reads_as_the_same_study_unpacked(packed, unpacked, shared_ray):
@@ -67,10 +67,10 @@ def test_a_packed_study_reads_as_the_same_study_unpacked(packed, unpacked, share
     mine, theirs = by_key(study), by_key(unpacked)
     assert set(mine) == set(theirs) and len(mine) == 4
     for key, t in mine.items():
-        assert t["status"] == theirs[key]["status"] == "terminated"
-        assert [r["epoch"] for r in t["epochs"]] == [r["epoch"] for r in theirs[key][
+        assert t.status == theirs[key].status == "terminated"
+        assert [r["epoch"] for r in t.epochs] == [r["epoch"] for r in theirs[key][
             "epochs"]] == [1, 2]
-        assert [r["epoch"] for r in t["raw"]] == [1, 2], t["raw"]       # whole, once each
+        assert [r["epoch"] for r in t.rows] == [1, 2], t.rows       # whole, once each
     # the members' folders are ordinary trial folders beside the packs' own
     folders = sorted(p.name for p in study.iterdir() if p.is_dir())
     assert sum(n.startswith("pack2_") for n in folders) == 2, folders
@@ -103,12 +103,12 @@ def test_a_sigkilled_pack_is_retried_from_its_checkpoint_and_ends_as_uninterrupt
     from trainables.pack import PackTrainer
     study, pack_id, out = packed
     assert "retry  pack of 2" in out and pack_id in out, out
-    hit = sorted((t for t in study_trials(study) if t["raw"][-1]["pack_trial_id"] == pack_id),
-                 key=lambda t: t["trial_id"])
+    hit = sorted((t for t in study_trials(study) if t.rows[-1]["pack_trial_id"] == pack_id),
+                 key=lambda t: t.trial_id)
     assert len(hit) == 2, f"members of the killed pack {pack_id}: {hit}"
-    assert all(t["raw"][-1]["resumed_from_epoch"] == 1 for t in hit)
+    assert all(t.rows[-1]["resumed_from_epoch"] == 1 for t in hit)
     cfgs = [TrialConfig.from_dict(flatten_trial(json.loads(
-        (t["trial_dir"] / "params.json").read_text()))) for t in hit]
+        (t.trial_dir / "params.json").read_text()))) for t in hit]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -116,10 +116,10 @@ def test_a_sigkilled_pack_is_retried_from_its_checkpoint_and_ends_as_uninterrupt
     finally:
         torch.set_num_threads(threads)
     for k, t in enumerate(hit):
-        for epoch, row in enumerate(t["epochs"]):
+        for epoch, row in enumerate(t.epochs):
             for metric in ("train_loss", "train_top1", "test_top1", "best_test_top1"):
                 want = finite_or_none(clean[epoch][k]).get(metric)    # as result.json has it
-                assert row.get(metric) == want, (t["trial_id"], epoch, metric)
+                assert row.get(metric) == want, (t.trial_id, epoch, metric)
 
 
 def test_members_share_their_packs_cpu_and_the_killed_packs_cost_both_attempts(packed):
@@ -127,12 +127,12 @@ def test_members_share_their_packs_cpu_and_the_killed_packs_cost_both_attempts(p
     members of the pack SIGKILLed after epoch 1 count both attempts."""
     study, pack_id, _ = packed
     for t in study_trials(study):
-        last = t["raw"][-1]
-        assert {(r["cost_kind"], r["cost_share"]) for r in t["raw"]} == {("cpu", 0.5)}
+        last = t.rows[-1]
+        assert {(r["cost_kind"], r["cost_share"]) for r in t.rows} == {("cpu", 0.5)}
         assert last["cost_cpu_s"] == pytest.approx(0.5 * last["cost_wall_s"])
         killed = last["pack_trial_id"] == pack_id
-        assert last["cost_attempts"] == (2 if killed else 1), (killed, t["raw"])
-        assert last["cost_wall_s"] > t["raw"][0]["cost_wall_s"]
+        assert last["cost_attempts"] == (2 if killed else 1), (killed, t.rows)
+        assert last["cost_wall_s"] > t.rows[0]["cost_wall_s"]
 
 
 def test_into_a_packed_study_runs_only_the_new_trials(packed, shared_ray):
@@ -169,7 +169,7 @@ def test_a_packed_study_whose_driver_was_killed_is_finished_by_resume(storage, s
     assert len(seen) == 2 and 1 <= min(seen.values()) and max(seen.values()) < 3, seen
     out = cli(shared_ray, "resume", study)
     trials = study_trials(study)
-    assert len(trials) == 2 and {t["status"] for t in trials} == {"terminated"}, out
+    assert len(trials) == 2 and {t.status for t in trials} == {"terminated"}, out
     for t in trials:
-        assert [r["epoch"] for r in t["raw"]] == [1, 2, 3], (t["trial_id"], t["raw"])
-        assert t["raw"][-1]["resumed_from_epoch"] >= 1, t["raw"][-1]      # not from scratch
+        assert [r["epoch"] for r in t.rows] == [1, 2, 3], (t.trial_id, t.rows)
+        assert t.rows[-1]["resumed_from_epoch"] >= 1, t.rows[-1]      # not from scratch

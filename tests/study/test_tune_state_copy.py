@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from trainables.ray_layer.tune_state import COPY_SUFFIX, STATE_GLOB, keep_copies, restore_damaged
-from trainables.results import tune_statuses
+from trainables.ray_layer.tune_files import statuses as tune_statuses
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[2]

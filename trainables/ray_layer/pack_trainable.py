@@ -32,8 +32,8 @@ from trainables.methods import flatten_trial
 from trainables.ray_layer.dashboard import trial_gauges
 from trainables.ray_layer.pack_storage import MemberFolder, common_restart, local_storage
 from trainables.ray_layer.private import node_id, trial_storage
-from trainables.results import (PACK_ID_FIELD, PACK_ROWS_KEY, cost_totals, member_trial_id,
-                                pack_members, trial_static_fields)
+from trainables.results import (PACK_ID_FIELD, PACK_MEMBER_FIELD, PACK_ROWS_KEY, cost_totals,
+                                member_trial_id, pack_members, trial_static_fields)
 
 PACK_STATE_FILE = "pack.json"   # the pack's own (small) Tune checkpoint: its epoch
 
@@ -99,8 +99,9 @@ def _open_pack(config: dict, pack_id: str, member_dirname) -> tuple:
     for member, f in zip(pack.members, folders):   # earlier attempts' rows, dropped ones too
         member.meter.credit(cost_totals(f.rows))
     statics = [{**trial_static_fields(cfg), "node_id": node_id(), "trial_id": i,
-                PACK_ID_FIELD: pack_id, "pack_size": len(cfgs),
-                "resumed_from_epoch": m.epoch} for cfg, i, m in zip(cfgs, ids, pack.members)]
+                PACK_ID_FIELD: pack_id, PACK_MEMBER_FIELD: k, "pack_size": len(cfgs),
+                "resumed_from_epoch": m.epoch}
+               for k, (cfg, i, m) in enumerate(zip(cfgs, ids, pack.members))]
     for f, m, s in zip(folders, pack.members, statics):   # whole epochs, each once
         f.keep_rows_up_to(m.epoch, m.history, s)
     return pack, cfgs, folders, statics

@@ -14,7 +14,8 @@ import json
 import os
 from pathlib import Path
 
-STATE_GLOB = "experiment_state-*.json"     # Tune's file names (one per driver session)
+from trainables.ray_layer.tune_files import STATE_GLOB   # one file per driver session
+
 COPY_SUFFIX = ".last-complete"             # beside it: <state>.json.last-complete
 
 
@@ -28,8 +29,8 @@ def _complete(path: Path) -> bool:
 
 def _experiments(folder: str | Path) -> list[Path]:
     """``folder`` and its run folders (an extension's runs are ``run-N`` inside the study)."""
-    folder = Path(folder)
-    return [folder, *sorted(p for p in folder.glob("run-*") if p.is_dir())]
+    from trainables.store.trials import experiment_dirs
+    return experiment_dirs(folder)
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
