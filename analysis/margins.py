@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from trainables.checkpoints import CHECKPOINT_FILE, newest_good_in
+from trainables.config import MARGIN_DEFAULTS
 from trainables.losses import class_margins
 from trainables.losses.margin import hardest_negative
 
@@ -38,7 +39,8 @@ def forward_split(checkpoint, split: str = "train", limit: int | None = None,
     if limit is not None:
         x, y = x[:limit], y[:limit]
     if sample is not None and sample < len(y):
-        keep = np.sort(np.random.default_rng(0).choice(len(y), sample, replace=False))
+        rng = np.random.default_rng(MARGIN_DEFAULTS.sample_seed)
+        keep = np.sort(rng.choice(len(y), sample, replace=False))
         keep = torch.from_numpy(keep).to(y.device)
         x, y = x[keep], y[keep]
     from trainables.data.build import eval_batch_size
@@ -58,7 +60,8 @@ def effective_margins(checkpoint, lam: float | None = None, max_m: float | None 
     """Per-sample Δ_y − λ·Δ_{c*} (c* = hardest non-target class of the model's logits)."""
     logits, _, y, counts, cfg = forward_split(checkpoint, split)
     hp = cfg.loss_hparams()
-    lam = hp.get("lam", 0.0) if lam is None else lam
-    m = class_margins(counts, hp.get("max_m", 0.5) if max_m is None else max_m)
+    lam = hp.get("lam", MARGIN_DEFAULTS.lam) if lam is None else lam
+    max_m = hp.get("max_m", MARGIN_DEFAULTS.max_m) if max_m is None else max_m
+    m = class_margins(counts, max_m)
     c = hardest_negative(logits, y)
     return (m[y] - lam * m[c]).numpy()

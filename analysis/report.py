@@ -19,7 +19,8 @@ from analysis import cost, diagnostics, embedding, fingerprints, page, plots, su
 from analysis.collect import load_curves, load_derived, load_study, study_runs
 from trainables.cli import OneLineParser, folder_problem
 from trainables.methods import ELM_FAMILY
-from trainables.store import STUDY_FILE, StudyFolder
+from trainables.ray_layer.tune_files import STATE_GLOB
+from trainables.store import STUDY_FILE, StudyFolder, has_study_file
 
 PROG = "python -m analysis"
 
@@ -77,7 +78,7 @@ def check_study(study: Path, folder: StudyFolder | None = None) -> None:
                             "results/quickstart)")
     if folder is None or folder.trials:
         return
-    if (study / STUDY_FILE).exists() or any(study.glob("experiment_state-*.json")):
+    if has_study_file(study) or any(study.glob(STATE_GLOB)):
         raise AnalysisError(f"study {study} holds no trials yet (none has started)")
     raise AnalysisError(f"{study} is not a study folder: no {STUDY_FILE} and no trial folder "
                         "with params.json (pass a folder under results/, e.g. "

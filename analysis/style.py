@@ -9,9 +9,6 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 # Okabe & Ito (2008), distinguishable under the common colour-vision deficiencies; yellow
 # last (weak on white). Paul Tol's "muted" scheme continues it for studies with more methods.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
@@ -69,11 +66,20 @@ def styled(draw):
     return under_rc
 
 
+_FIGURE_KW = ("figsize", "dpi", "facecolor", "layout")   # Figure's; the rest: its subplots
+
+
 def figure(*args, **kwargs):
-    """``plt.subplots`` under the project's style (constrained layout); the figure's text
-    keeps that style where the drawing function is ``styled``."""
+    """``plt.subplots``'s (figure, axes) under the project's style (constrained layout), as a
+    Figure on its own Agg canvas: no pyplot, so no backend is chosen for the caller (a
+    notebook keeps its inline one) and nothing is left open. The figure's text keeps the
+    style where the drawing function is ``styled``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     with matplotlib.rc_context(RC):
-        return plt.subplots(*args, **kwargs)
+        fig = Figure(**{k: kwargs.pop(k) for k in _FIGURE_KW if k in kwargs})
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(*args, **kwargs)
 
 
 def legend(fig, ax) -> None:
@@ -130,5 +136,4 @@ def save(fig, out) -> Path:
             "elm:figsize": f"{w:.4f},{h:.4f}"}
     fig.savefig(str(out) + ".png", metadata=meta)
     fig.savefig(str(out) + ".pdf")
-    plt.close(fig)
     return Path(str(out) + ".png")

@@ -33,10 +33,10 @@ LOWER_IS_BETTER = {"ECE (%)"}    # marked best where lowest
 
 def _uses(loss: str, param: str) -> bool:
     """Whether ``loss`` has ``param`` at all (its registry defaults name its parameters)."""
+    from trainables.losses import takes_hparam
     try:
-        from trainables.losses import LOSSES
-        return param in LOSSES[loss].defaults
-    except (ImportError, KeyError, AttributeError):
+        return takes_hparam(loss, param)
+    except ValueError:     # a loss this version does not know: show what it has
         return True
 
 

@@ -51,8 +51,8 @@ def apply_changes(spec: dict, *, epochs=None, seeds=None, overrides=None, axes=N
 
 
 def _to_takers(ctx: Context, spec: dict, k: str, v) -> None:
-    from trainables.losses import LOSSES
-    takers = [m for m in spec["methods"] if k in LOSSES[m["loss"]].defaults]
+    from trainables.losses import takes_hparam
+    takers = [m for m in spec["methods"] if takes_hparam(m["loss"], k)]
     if not takers:
         ctx.fail(f"no method of this study uses a loss that takes {k} (losses here: "
                  f"{sorted({m['loss'] for m in spec['methods']})})")
@@ -77,7 +77,7 @@ def grid_count(spec: dict) -> tuple[int, list[tuple[str, int]]]:
     """(trials, [(axis, length), ...]) of a grid spec, counted from the lengths alone, as
     :func:`grid_trials` would build them (a loss hyper-parameter axis multiplies only the
     methods whose loss takes it)."""
-    from trainables.losses import LOSSES
+    from trainables.losses import takes_hparam
     methods = spec.get("methods") or [{}]
     hp_axes = {k: len(v) for k, v in spec["grid"].items() if k in LOSS_HPARAMS}
     per_method = 0
@@ -85,7 +85,7 @@ def grid_count(spec: dict) -> tuple[int, list[tuple[str, int]]]:
         loss = m.get("loss", spec["base"].get("loss", "ce"))
         n = 1
         for k, length in hp_axes.items():
-            if k in LOSSES[loss].defaults:
+            if takes_hparam(loss, k):
                 n *= length
         per_method += n
     total = per_method
@@ -111,14 +111,14 @@ def check_grid_size(spec: dict, source: str, limit: int | None = None) -> int:
 def grid_trials(spec: dict) -> list[dict]:
     """Every trial of a grid spec, as flat TrialConfig dicts: methods × axes, where an axis
     over a loss hyper-parameter multiplies only the methods whose loss takes it."""
-    from trainables.losses import LOSSES
+    from trainables.losses import takes_hparam
     methods = spec.get("methods") or [{}]
     hp_axes = {k: v for k, v in spec["grid"].items() if k in LOSS_HPARAMS}
     other = [(k, v) for k, v in spec["grid"].items() if k not in LOSS_HPARAMS]
     expanded = []
     for m in methods:
         loss = m.get("loss", spec["base"].get("loss", "ce"))
-        mine = [(k, v) for k, v in hp_axes.items() if k in LOSSES[loss].defaults]
+        mine = [(k, v) for k, v in hp_axes.items() if takes_hparam(loss, k)]
         for combo in itertools.product(*(v for _, v in mine)):
             expanded.append({**m, **dict(zip((k for k, _ in mine), combo))})
     trials = []

@@ -24,11 +24,10 @@ from typing import Any
 import yaml
 
 from search_spaces.limits import MAX_FILE_BYTES, max_trials, too_many, yaml_nodes
-from trainables.config import LOSS_HPARAMS, TrialConfig, parse_value
+from trainables.config import (LOSS_HPARAMS, RESOURCE_KEYS, RESOURCE_RULES, TrialConfig,
+                               coerce_value, field_kinds, parse_value)
 
 TOP_KEYS = ("description", "base", "methods", "grid", "resources", "search", "scheduler")
-RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures",
-                 "workers_per_trial", "pack")
 SEARCH_KEYS = ("sampler", "num_samples", "seed", "metric", "mode", "space")
 SAMPLERS = ("tpe", "random")
 SCHEDULER_KEYS = ("type", "metric", "mode", "grace_period", "max_t", "reduction_factor")
@@ -116,11 +115,10 @@ def field_value(ctx: Context, name: str, value: Any) -> Any:
     fields = _fields()
     if name not in fields:
         ctx.fail(f"'{name}' is not a TrialConfig field; valid fields: {sorted(fields)}")
-    from trainables.config import _coerce
     try:
         if isinstance(value, str):
             return parse_value(name, value)
-        value = _coerce(fields[name], value)
+        value = coerce_value(fields[name], value)
         return list(value) if isinstance(value, tuple) else value
     except ValueError as e:
         ctx.fail(str(e))
@@ -203,7 +201,7 @@ def range_length(ctx: Context, text: str) -> int:
 
 def parse_method(ctx: Context, item: Any) -> dict:
     """``elm+drw(lam=0.5)`` or ``{loss: elm, drw: true, lam: 0.5}`` -> typed TrialConfig fields."""
-    from trainables.losses import LOSSES
+    from trainables.losses import LOSSES, takes_hparam
     if isinstance(item, str):
         m = _METHOD_RE.match(item.strip())
         if not m:
@@ -226,7 +224,7 @@ def parse_method(ctx: Context, item: Any) -> dict:
         ctx.fail(f"unknown loss '{out['loss']}'; choose one of {sorted(LOSSES)}")
     out.setdefault("drw", False)
     for k in out:
-        if k in LOSS_HPARAMS and k not in LOSSES[out["loss"]].defaults:
+        if k in LOSS_HPARAMS and not takes_hparam(out["loss"], k):
             ctx.fail(f"{k} does not apply to loss '{out['loss']}'; it takes "
                      f"{sorted(LOSSES[out['loss']].defaults) or 'no hyper-parameters'}")
     return out
@@ -246,9 +244,8 @@ def parse_distribution(ctx: Context, name: str, text: Any):
         if not args:
             ctx.fail("choice(...) needs at least one value")
         return kind, [field_value(ctx, name, a) for a in args]
-    from trainables.config import _kinds
-    numeric = {int, float} & _kinds(fields[name])
-    if not numeric or bool in _kinds(fields[name]):
+    numeric = {int, float} & field_kinds(fields[name])
+    if not numeric or bool in field_kinds(fields[name]):
         ctx.fail(f"{kind}(...) needs a numeric field; '{name}' is not (use choice(...))")
     if kind == "int" and int not in numeric:
         ctx.fail(f"int(...) needs an integer field; '{name}' is a float (use uniform)")
@@ -324,12 +321,9 @@ def normalise(ctx: Context, data: Any, name: str) -> dict:
 
 def _resources(ctx: Context, data) -> dict:
     ctx.mapping(data, RESOURCE_KEYS)
-    for k, v in data.items():
-        integral = k in ("max_concurrent", "max_failures", "workers_per_trial", "pack")
-        low = 1 if k in ("max_concurrent", "workers_per_trial", "pack") else 0
-        if isinstance(v, bool) or not isinstance(v, int if integral else (int, float)) or v < low:
-            ctx.at(k).fail(f"expects a{'n integer' if integral else ' number'} >= {low}, "
-                           f"got {v!r}")
+    for k, v in data.items():       # trainables.config's rules: RunOptions asks them too
+        if not RESOURCE_RULES[k].allows(v):
+            ctx.at(k).fail(f"expects {RESOURCE_RULES[k].wants}, got {v!r}")
     return dict(data)
 
 
@@ -381,15 +375,14 @@ def _scheduler(ctx: Context, data) -> dict:
 def check_consistent(ctx: Context, spec: dict) -> None:
     """Rules across keys: a loss hyper-parameter axis needs a method that takes it; a search
     has no grid axes or several methods (Optuna samples every axis itself)."""
-    from trainables.losses import LOSSES
+    from trainables.losses import losses_taking, takes_hparam
     losses = {m["loss"] for m in spec.get("methods") or [{"loss": spec["base"].get(
         "loss", "ce")}]}
     for k in list(spec["grid"]) + list(spec.get("search", {}).get("space", {})):
-        if k in LOSS_HPARAMS and not any(k in LOSSES[loss].defaults for loss in losses):
+        if k in LOSS_HPARAMS and not any(takes_hparam(loss, k) for loss in losses):
             where = ctx.at("grid", k) if k in spec["grid"] else ctx.at("search", "space", k)
             where.fail(f"no method of this study takes {k} (losses here: {sorted(losses)}; "
-                       f"losses that take it: "
-                       f"{sorted(n for n, s in LOSSES.items() if k in s.defaults)})")
+                       f"losses that take it: {losses_taking(k)})")
     if "search" in spec:
         if spec["grid"]:
             ctx.at("grid").fail("a search study cannot also have grid axes (Optuna samples "

@@ -26,9 +26,10 @@ import yaml
 
 from study.options import RunOptions
 from study.packs import check_pack_options, packed
-from study.store import STUDY_FILE, StudyError, is_remote, locate, storage_root, study_dir
+from study.store import StudyError, is_remote, locate, storage_root, study_dir
+from trainables.config import LOSS_HPARAMS
 from trainables.methods import label_of
-from trainables.store import RunRecord, StudyRecord, read_study
+from trainables.store import RunRecord, StudyRecord, has_study_file, read_study
 
 
 def spec_as_file(spec: dict) -> dict:
@@ -88,7 +89,7 @@ def describe(space, *, samples: int = 5, path=None, full: bool = True) -> str:
         lines.append(f"# {space.expected_trials} trials: {len(methods)} methods"
                      + "".join(f" × {n} {k}" for k, n in axes.items() if k not in ("lam",))
                      + (" (loss hyper-parameter axes apply to the methods that take them)"
-                        if any(k == "lam" or k in ("s", "max_m") for k in axes) else ""))
+                        if any(k in LOSS_HPARAMS for k in axes) else ""))
         lines.append("# methods: " + ", ".join(f"{m} ×{n}" for m, n in methods.items()))
     if path is not None:
         lines.append(f"# -> {path}")
@@ -157,7 +158,7 @@ def plan_run(space, flags: dict, *, storage: str, name: str | None = None,
         raise StudyError(f"--name {name!r} is not a valid folder name")
     root = storage_root(storage)
     path = study_dir(root, name)
-    if not is_remote(path) and (Path(path) / STUDY_FILE).exists() and resume and not force:
+    if not is_remote(path) and has_study_file(path) and resume and not force:
         old = read_study(path)
         if old.space != space.name:
             raise StudyError(f"study folder {path} holds study '{old.space}', not "
@@ -201,9 +202,8 @@ def refuse_clash(path: str) -> None:
     p = Path(path)
     if is_remote(path) or not p.exists():
         return   # remote storage: Ray Tune creates it; study.json stays local-only for now
-    if (p / STUDY_FILE).exists() or any(p.iterdir()):
-        what = (f"of study '{read_study(p).space}'" if (p / STUDY_FILE).exists()
-                else "(not a study)")
+    if has_study_file(p) or any(p.iterdir()):
+        what = f"of study '{read_study(p).space}'" if has_study_file(p) else "(not a study)"
         raise StudyError(f"study folder {p} already exists {what}; finish it with "
                          f"'elm-study resume {p}', add the trials it lacks with "
                          f"'--into {p.name}', or pass --force to replace it")

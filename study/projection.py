@@ -16,7 +16,7 @@ from pathlib import Path
 
 from study.console import fmt_minutes
 from trainables.data.registry import training_counts
-from trainables.store import STUDY_FILE, study_trials
+from trainables.store import STUDY_FILE, has_study_file, study_trials
 
 
 def study_images(configs) -> tuple[int, int, int]:
@@ -60,7 +60,7 @@ def earlier_rate(storage: str, cfg) -> dict | None:
     root = Path(storage)
     if "://" in storage or not root.is_dir():
         return None
-    studies = sorted((p for p in root.iterdir() if (p / STUDY_FILE).is_file()),
+    studies = sorted((p for p in root.iterdir() if has_study_file(p)),
                      key=lambda p: (p / STUDY_FILE).stat().st_mtime, reverse=True)
     host, device = socket.gethostname(), this_device(cfg)
     for study in studies:

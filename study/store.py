@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainables.store import STUDY_FILE, StudyError  # noqa: F401  (StudyError: study's error)
+from trainables.store import STUDY_FILE, StudyError, has_study_file  # noqa: F401 (StudyError)
 
 
 def storage_root(storage: str) -> str:
@@ -28,7 +28,7 @@ def locate(name_or_path: str, storage: str) -> Path:
     """A study given by folder path or by name under ``storage``; clear error if absent."""
     p = Path(name_or_path).expanduser()
     for cand in (p, Path(storage_root(storage)) / name_or_path):
-        if (cand / STUDY_FILE).exists():
+        if has_study_file(cand):
             return cand.resolve()
     raise StudyError(f"no study at '{name_or_path}' (looked for {STUDY_FILE} in {p} and under "
                      f"--storage {storage_root(storage)})")

@@ -1,6 +1,9 @@
 """TrialConfig: the one object that says everything a trial does.
 
-Every default that changes a number lives here (docs/recipe.md); nothing else holds one.
+Every default that changes a number lives here (docs/recipe.md); nothing else holds one: beside
+TrialConfig, DecoupleRecipe (the second stage of decoupled learning) and MarginDefaults (the
+margin analysis). The rules of a run's resources (RESOURCE_RULES, pack_clash) live here too,
+where both a study file's reader and the run options reach them.
 The config is frozen, validated on construction, round-trips through plain dicts (JSON/YAML
 friendly) and is saved with every checkpoint and result.
 
@@ -42,6 +45,43 @@ LARGE_SCALE_RECIPE = {"model": "resnet50", "epochs": 90, "recipe_epochs": 90, "b
 # config (×0.1 every 30 epochs, weight decay 1e-4), at batch 256 and lr 0.1 as ImageNet-LT.
 LARGE_SCALE_DEPARTURES = {"inat2018": {"lr_milestones": (30, 60), "lr_factors": (0.1, 0.01),
                                        "weight_decay": 1e-4}}
+
+
+@dataclass(frozen=True)
+class DecoupleRecipe:
+    """The second stage of decoupled learning (trainables.decoupled): the Decoupling paper's
+    configs (facebookresearch/classifier-balancing config/ImageNet_LT/cls_crt.yaml,
+    cls_lws.yaml). TrialConfig's decouple_epochs / decouple_lr override the epochs and lr."""
+    crt_epochs: int = 10            # in recipe epochs of the first stage (scaled like it)
+    lws_epochs: int = 5
+    paper_lr: float = 0.2           # at paper_batch; a trial's lr is paper_lr·batch/paper_batch
+    paper_batch: int = 512
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    sampling_stream: int = 424_242  # epoch_seed stream of the class-balanced draw
+
+    def epochs(self, method: str) -> int:
+        """The default epochs of ``method`` (crt or lws), in the first stage's recipe epochs."""
+        return {"crt": self.crt_epochs, "lws": self.lws_epochs}[method]
+
+    def lr(self, batch_size: int) -> float:
+        """The paper's lr scaled linearly to ``batch_size``."""
+        return self.paper_lr * batch_size / self.paper_batch
+
+
+DECOUPLE_RECIPE = DecoupleRecipe()
+
+
+@dataclass(frozen=True)
+class MarginDefaults:
+    """analysis.margins: what a checkpoint's effective margins Δ_y − λ·Δ_{c*} use where its loss
+    has no such hyper-parameter (and the caller gives none)."""
+    lam: float = 0.0                # no λ: the plain LDAM margin Δ_y
+    max_m: float = 0.5              # no max_m: LDAM's default largest margin
+    sample_seed: int = 0            # forward_split(sample=N): the fixed random subset's seed
+
+
+MARGIN_DEFAULTS = MarginDefaults()
 
 
 def recipe_defaults(dataset) -> dict:
@@ -271,7 +311,7 @@ class TrialConfig:
         unknown = sorted(set(d) - set(known))
         if unknown:
             raise ValueError(f"unknown config key(s) {unknown}; valid keys: {sorted(known)}")
-        return cls(**{k: _coerce(known[k], v) for k, v in d.items()})
+        return cls(**{k: coerce_value(known[k], v) for k, v in d.items()})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable dict (tuples become lists); from_dict inverts it."""
@@ -443,7 +483,7 @@ def parse_value(key: str, text: str) -> Any:
     known = {f.name: f for f in fields(TrialConfig)}
     if key not in known:
         raise ValueError(f"unknown config key '{key}'; valid keys: {sorted(known)}")
-    kinds = _kinds(known[key])
+    kinds = field_kinds(known[key])
     t = text.strip()
     if type(None) in kinds and t.lower() in ("none", "null", ""):
         return None
@@ -475,7 +515,8 @@ def _hints() -> dict:
     return typing.get_type_hints(TrialConfig)
 
 
-def _kinds(f: dataclasses.Field) -> set:
+def field_kinds(f: dataclasses.Field) -> set:
+    """The types a TrialConfig field holds (``{float, NoneType}`` for ``float | None``)."""
     tp = _hints()[f.name]
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -487,8 +528,10 @@ def _kind_names(kinds: set) -> str:
     return " or ".join(sorted("None" if k is type(None) else k.__name__ for k in kinds))
 
 
-def _coerce(f: dataclasses.Field, v: Any) -> Any:
-    kinds = _kinds(f)
+def coerce_value(f: dataclasses.Field, v: Any) -> Any:
+    """``v`` as TrialConfig field ``f`` holds it (numpy integers -> int, a list -> tuple...);
+    a value of another type is a ValueError naming the field and the types it takes."""
+    kinds = field_kinds(f)
     if v is None and type(None) in kinds:
         return None
     if isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v) is not int:
@@ -533,9 +576,9 @@ def _check(ok: bool, name: str, value: Any, rule: str) -> None:
 
 def _validate(c: TrialConfig) -> None:
     for f in fields(c):   # direct construction skips from_dict: check types here too
-        _coerce(f, getattr(c, f.name))
+        coerce_value(f, getattr(c, f.name))
     from trainables.data import DATASETS
-    from trainables.losses import LOSSES
+    from trainables.losses import LOSSES, takes_hparam
     from trainables.models import MODELS
     _choice("dataset", c.dataset, DATASETS)
     _choice("imb_type", c.imb_type, IMB_TYPES)
@@ -554,7 +597,7 @@ def _validate(c: TrialConfig) -> None:
     spec = LOSSES[c.loss]
     for name in LOSS_HPARAMS:
         v = getattr(c, name)
-        if v is not None and name not in spec.defaults:
+        if v is not None and not takes_hparam(c.loss, name):
             raise ValueError(f"{name} does not apply to loss '{c.loss}'; it takes "
                              f"{sorted(spec.defaults) or 'no hyper-parameters'}")
     for name, ok, rule in (("s", lambda v: v > 0, "must be > 0"),
@@ -617,3 +660,50 @@ def _validate(c: TrialConfig) -> None:
     _check(c.batch_size % c.workers_per_trial == 0, "batch_size", c.batch_size,
            f"the global batch must divide among workers_per_trial={c.workers_per_trial} "
            "workers (batch_size / workers_per_trial per worker)")
+
+
+# =========================================================================================
+# a run's resources: the rules of a study file's ``resources:`` keys and of the flags that
+# override them (``--cpus-per-trial`` ...), once. The study file's reader names the key
+# (``resources.pack``), RunOptions.validated the flag (``--pack``); both ask these.
+# =========================================================================================
+@dataclass(frozen=True)
+class ResourceRule:
+    integral: bool      # an integer; else any number (int or float)
+    low: int            # the smallest value that can run
+
+    @property
+    def wants(self) -> str:
+        """``an integer >= 1`` / ``a number >= 0``."""
+        return f"{'an integer' if self.integral else 'a number'} >= {self.low}"
+
+    def typed(self, value) -> bool:
+        """The value has the type (a bool is not a number here)."""
+        return not isinstance(value, bool) and isinstance(
+            value, int if self.integral else (int, float))
+
+    def allows(self, value) -> bool:
+        return self.typed(value) and value >= self.low
+
+
+# field -> rule, in RunOptions' field order (tests check the names against RunOptions)
+RESOURCE_RULES = {
+    "cpus_per_trial": ResourceRule(integral=False, low=0),
+    "gpus_per_trial": ResourceRule(integral=False, low=0),
+    "max_concurrent": ResourceRule(integral=True, low=1),
+    "max_failures": ResourceRule(integral=True, low=0),
+    "workers_per_trial": ResourceRule(integral=True, low=1),
+    "pack": ResourceRule(integral=True, low=1),
+}
+RESOURCE_KEYS = tuple(RESOURCE_RULES)
+
+
+def pack_clash(values: dict, name=str) -> str | None:
+    """The exclusion: a pack (``pack`` > 1) is one process, so it cannot also spread a trial over
+    ``workers_per_trial`` > 1 workers. The refusal, naming both fields with ``name`` (a flag's
+    or a key's spelling), or None."""
+    pack, workers = values.get("pack") or 1, values.get("workers_per_trial") or 1
+    if pack > 1 and workers > 1:
+        return (f"{name('pack')} {pack} cannot be combined with {name('workers_per_trial')} "
+                f"{workers}: a pack is one process (choose one)")
+    return None

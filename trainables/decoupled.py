@@ -13,7 +13,8 @@ class uniformly (with replacement); an epoch has as many samples as the training
 Schedule (the paper's configs, facebookresearch/classifier-balancing config/ImageNet_LT/
 cls_crt.yaml, cls_lws.yaml): SGD momentum 0.9, weight decay 5e-4, lr 0.2 at batch 512 (here
 0.2·batch/512, the linear scaling rule), cosine annealing to 0, 10 epochs for cRT and 5 for
-LWS, both counted in the first stage's recipe epochs and scaled like its schedule.
+LWS, both counted in the first stage's recipe epochs and scaled like its schedule (the numbers
+live in trainables.config.DecoupleRecipe).
 """
 from __future__ import annotations
 
@@ -25,13 +26,10 @@ from torch import nn
 
 from trainables.checkpoints import (CHECKPOINT_FILE, load_checkpoint, newest_good_in,
                                     write_epoch)
-from trainables.config import DECOUPLE_METHODS, LOSS_HPARAMS, TrialConfig
+from trainables.config import DECOUPLE_METHODS, DECOUPLE_RECIPE, LOSS_HPARAMS, TrialConfig
 from trainables.data.loader import epoch_seed
 from trainables.engine import Trainer
 
-DEFAULT_EPOCHS = {"crt": 10, "lws": 5}      # in recipe epochs of the first stage
-PAPER_LR, PAPER_BATCH = 0.2, 512
-WEIGHT_DECAY = 5e-4
 LABELS = {"crt": "cRT", "lws": "LWS"}
 # a decoupled trial must use the first stage's data and network
 SAME_AS_STAGE1 = ("dataset", "imb_type", "ratio", "img_max", "data_seed", "val_fraction",
@@ -64,12 +62,13 @@ def stage2_config(cfg: TrialConfig, s1: TrialConfig) -> TrialConfig:
         raise ValueError(f"decouple={cfg.decouple} needs a linear-head first stage; stage1 "
                          f"used a {s1.resolved_head()} head (loss {s1.loss})")
     n2 = max(1, s1.scale_epoch(cfg.decouple_epochs if cfg.decouple_epochs is not None
-                               else DEFAULT_EPOCHS[cfg.decouple]))
+                               else DECOUPLE_RECIPE.epochs(cfg.decouple)))
     lr = cfg.decouple_lr if cfg.decouple_lr is not None else \
-        PAPER_LR * cfg.batch_size / PAPER_BATCH
+        DECOUPLE_RECIPE.lr(cfg.batch_size)
     return cfg.replace(loss="ce", drw=False, head="linear", epochs=n2, recipe_epochs=n2,
                        warmup_epochs=0, lr_milestones=[], lr_factors=[], lr=lr,
-                       weight_decay=WEIGHT_DECAY, momentum=0.9, nesterov=False,
+                       weight_decay=DECOUPLE_RECIPE.weight_decay,
+                       momentum=DECOUPLE_RECIPE.momentum, nesterov=False,
                        **{k: None for k in LOSS_HPARAMS})
 
 
@@ -100,7 +99,8 @@ class ClassBalancedLoader:
 
     def draw(self) -> torch.Tensor:
         dev = self._y.device
-        g = torch.Generator(device=dev).manual_seed(epoch_seed(self.seed, self.epoch, 424_242))
+        g = torch.Generator(device=dev).manual_seed(epoch_seed(self.seed, self.epoch,
+                                                              DECOUPLE_RECIPE.sampling_stream))
         n = self._y.shape[0]
         present = torch.nonzero(self.counts).flatten()       # classes with images
         cls = present[torch.randint(0, len(present), (n,), generator=g, device=dev)]
@@ -181,19 +181,20 @@ def run_for_study(study: str, method: str, losses=("ce",), device: str = "cpu") 
     """Run the decoupled ``method`` from every finished linear-head trial of ``study`` whose
     loss is in ``losses``, in this process; each writes STUDY/decoupled/<trial>_<method>/
     (result.json, one strict-JSON line per epoch as Tune writes, trial.pt, confusion.json)."""
-    from trainables.results import DECOUPLED_DIR, one_per_key, study_trials
+    from trainables.results import DECOUPLED_DIR
+    from trainables.store import StudyFolder
     done = []
-    for t in one_per_key(study_trials(study)):
-        c = t["config"]
-        if t["status"] != "terminated" or c.get("loss") not in losses or c.get("decouple"):
+    for t in StudyFolder(study).trials_per_key:
+        c = t.config
+        if t.status != "terminated" or c.get("loss") not in losses or c.get("decouple"):
             continue
         cfg = TrialConfig.from_dict({**c, "device": device, "decouple": method,
-                                     "stage1": str(t["trial_dir"])})
-        out = Path(study) / DECOUPLED_DIR / f"{t['trial_id']}_{method}"
+                                     "stage1": str(t.trial_dir)})
+        out = Path(study) / DECOUPLED_DIR / f"{t.trial_id}_{method}"
         out.mkdir(parents=True, exist_ok=True)
         trainer = DecoupledTrainer(cfg)
         static = {**trainer.static_fields, "seed": cfg.seed,
-                  "trial_id": f"{t['trial_id']}_{method}"}
+                  "trial_id": f"{t.trial_id}_{method}"}
         _train_into(trainer, out, static)
         done.append(out)
     return done

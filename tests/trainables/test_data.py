@@ -294,7 +294,7 @@ def test_len_and_drop_last_and_channels_last():
 def test_raw_reads_are_cached_per_process(monkeypatch):
     calls = []
     info = get_dataset("synthetic")
-    monkeypatch.setattr(build_mod, "_RAW_CACHE", {})
+    build_mod._read_once.cache_clear()    # the cache is an lru_cache, no module-level dict
     real = type(info).read
     monkeypatch.setattr(type(info), "read", lambda self, r, d: calls.append(r) or real(self, r, d))
     for seed in range(3):

@@ -1,8 +1,9 @@
 """From a TrialConfig to device-resident splits and loaders (raw reads cached per process)."""
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -12,8 +13,6 @@ from trainables.data.imbalance import split_validation, subsample_indices
 from trainables.data.loader import DeviceLoader
 from trainables.data.registry import (DataSizeError, DatasetInfo, get_dataset,
                                       requested_counts)
-
-_RAW_CACHE: dict = {}   # Ray reuses worker processes: 480 trials must not re-read the files
 
 
 @dataclass
@@ -34,14 +33,32 @@ class TrialData:
     source_fingerprint: str = ""     # ... and the source files alone
 
 
+@dataclass(frozen=True)
+class _RawKey:
+    """What a raw read is cached by: the dataset and its folder (absolute). The reader's
+    arguments ride along outside the key (a later ``download=True`` finds the same read)."""
+    name: str
+    root: str
+    info: DatasetInfo = field(compare=False)
+    data_root: str = field(compare=False)
+    download: bool = field(compare=False)
+
+
+@functools.lru_cache(maxsize=None)   # Ray reuses worker processes: 480 trials, one read
+def _read_once(key: _RawKey):
+    return key.info.read(key.data_root, key.download)
+
+
 def read_raw(info: DatasetInfo, data_root: str, download: bool):
     """The dataset's RawSplits, read once per process; read again if a source file changed
     since (another size or mtime), so the data and its fingerprint stay the files'."""
-    key = (info.name, os.path.abspath(os.path.expanduser(data_root)))
-    cached = _RAW_CACHE.get(key)
-    if cached is None or any(s.changed() for s in cached.sources):
-        _RAW_CACHE[key] = info.read(data_root, download)
-    return _RAW_CACHE[key]
+    key = _RawKey(info.name, os.path.abspath(os.path.expanduser(data_root)), info, data_root,
+                  download)
+    raw = _read_once(key)
+    if any(s.changed() for s in raw.sources):
+        _read_once.cache_clear()     # an lru_cache drops no single entry: the stale read goes
+        raw = _read_once(key)        # (with the others, read again when next asked)
+    return raw
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Loss registry and factory: ``@register_loss(name, head=..., **defaults)`` and ``create_loss``."""
+"""Loss registry and factory: ``@register_loss(name, head=..., **defaults)`` and ``create_loss``.
+
+A loss's registered defaults are the one table of the hyper-parameters it takes:
+``takes_hparam(loss, k)`` is the one rule every caller asks (TrialConfig's checks, the study
+files, the grid expansion), ``losses_taking(k)`` its inverse.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,6 +25,10 @@ class LossSpec:
     def takes_weight(self) -> bool:
         return bool(self.cls.takes_weight)
 
+    def takes(self, hparam: str) -> bool:
+        """Whether this loss takes hyper-parameter ``hparam`` (its defaults name every one)."""
+        return hparam in self.defaults
+
 
 LOSSES: Registry = Registry("loss")
 
@@ -32,6 +41,18 @@ def list_losses(filter: str = "") -> list[str]:
 def describe_loss(name: str) -> str:
     """One line saying what loss ``name`` computes (its docstring's first paragraph)."""
     return LOSSES.describe(name)
+
+
+def takes_hparam(loss: str, hparam: str) -> bool:
+    """Whether loss ``loss`` takes hyper-parameter ``hparam``: THE rule (a TrialConfig field set
+    for a loss that does not take it is an error; a study's axis over it multiplies only the
+    methods whose loss takes it). An unknown loss is a ValueError listing the valid ones."""
+    return LOSSES.get_spec(loss).takes(hparam)
+
+
+def losses_taking(hparam: str) -> list[str]:
+    """The registered losses that take hyper-parameter ``hparam``, sorted."""
+    return sorted(n for n, spec in LOSSES.items() if spec.takes(hparam))
 
 
 def register_loss(name: str, *, head: str = "linear", **defaults):
@@ -49,7 +70,7 @@ def create_loss(name: str, class_counts, *, weight=None, **hparams) -> nn.Module
     names and ones this loss does not take raise ValueError listing the valid ones.
     """
     spec = LOSSES.get_spec(name)
-    bad = sorted(set(hparams) - set(spec.defaults))
+    bad = sorted(k for k in hparams if not spec.takes(k))
     if bad:
         raise ValueError(f"hyper-parameter(s) {bad} do not apply to loss '{name}'; it takes "
                          f"{sorted(spec.defaults) or 'none'}")

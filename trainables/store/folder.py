@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trainables.results import POSTHOC_FILE, note_damage
 from trainables.store.records import StudyError, StudyRecord, TrialRecord
-from trainables.store.study_file import has_study_file, read_study
+from trainables.store.study_file import STUDY_FILE, has_study_file, read_study
 from trainables.store.trials import decoupled_runs, one_per_key, study_trials
 
 
@@ -38,7 +38,7 @@ class StudyFolder:
         try:
             return read_study(self.path)
         except StudyError as e:
-            note_damage(self.damage, self.path / "study.json", f"{e}; no runs listed")
+            note_damage(self.damage, self.path / STUDY_FILE, f"{e}; no runs listed")
             return None
 
     @cached_property

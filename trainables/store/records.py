@@ -66,18 +66,21 @@ class RunOptions:
         return cls(**values).validated()
 
     def validated(self) -> RunOptions:
-        """Itself, or a StudyError naming the flag whose value cannot run."""
-        for name in ("cpus_per_trial", "gpus_per_trial", "max_failures"):
+        """Itself, or a StudyError naming the flag whose value cannot run (the rules are
+        trainables.config's RESOURCE_RULES and pack_clash, which a study file's ``resources:``
+        is checked by too)."""
+        from trainables.config import RESOURCE_RULES, pack_clash
+        for name, rule in RESOURCE_RULES.items():
             v = getattr(self, name)
-            if v is not None and v < 0:
-                raise StudyError(f"{self.flag(name)} must be >= 0, got {v}")
-        for name in ("max_concurrent", "workers_per_trial", "pack"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise StudyError(f"{self.flag(name)} must be >= 1, got {v}")
-        if self.pack > 1 and self.workers_per_trial > 1:
-            raise StudyError(f"--pack {self.pack} cannot be combined with --workers-per-trial "
-                             f"{self.workers_per_trial}: a pack is one process (choose one)")
+            if v is None:           # not set: the launcher chooses (gpus_per_trial)
+                continue
+            if not rule.typed(v):
+                raise StudyError(f"{self.flag(name)} expects {rule.wants}, got {v!r}")
+            if not rule.allows(v):
+                raise StudyError(f"{self.flag(name)} must be >= {rule.low}, got {v}")
+        clash = pack_clash(dataclasses.asdict(self), self.flag)
+        if clash:
+            raise StudyError(clash)
         return self
 
     def to_json(self) -> dict:
