@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from trainables.checkpoints import CHECKPOINT_FILE, newest_good_in
 from trainables.config import MARGIN_DEFAULTS
@@ -20,39 +19,14 @@ def latest_checkpoint(trial_dir) -> Path:
     return found[0]
 
 
-@torch.inference_mode()
 def forward_split(checkpoint, split: str = "train", limit: int | None = None,
                   device: str = "cpu", sample: int | None = None):
-    """(logits, features, labels, class_counts, config) of a checkpoint's model on a split
-    ('train' without augmentation, or 'test'); ``limit``: its first images, ``sample``: a
-    fixed random subset of that many (in split order; the split is sorted by class)."""
-    from trainables.config import TrialConfig
-    from trainables.checkpoints import load_checkpoint
-    from trainables.engine import Trainer
-    state = load_checkpoint(checkpoint)
-    cfg = TrialConfig.from_dict({**state["config"], "device": device})
-    trainer = Trainer(cfg)
-    trainer.load_state_dict(state)
-    trainer.model.eval()
-    x, y = (trainer.data.train_x, trainer.data.train_y) if split == "train" else \
-        (trainer.data.test_x, trainer.data.test_y)
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
-    if sample is not None and sample < len(y):
-        rng = np.random.default_rng(MARGIN_DEFAULTS.sample_seed)
-        keep = np.sort(rng.choice(len(y), sample, replace=False))
-        keep = torch.from_numpy(keep).to(y.device)
-        x, y = x[keep], y[keep]
-    from trainables.data.build import eval_batch_size
-    loader = trainer.eval_loaders["test"].__class__(
-        x, y, eval_batch_size(cfg, trainer.device), trainer.data.mean, trainer.data.std,
-        augment=False, shuffle=False)       # the batch size the trial evaluated with
-    logits, feats = [], []
-    for xb, _ in loader:
-        lo, fe = trainer.model(xb)
-        logits.append(lo.float())
-        feats.append(fe.float())
-    return torch.cat(logits), torch.cat(feats), y, trainer.data.class_counts, cfg
+    """(logits, features, labels, class_counts, config) of a checkpoint's model on one split
+    ('train' without augmentation, 'val' or 'test'): :func:`analysis.forward.forward_pass`."""
+    from analysis.forward import forward_pass
+    run = forward_pass(checkpoint, (split,), device=device, limit=limit, sample=sample)
+    out = run.splits[split]
+    return out.logits, out.features, out.labels, run.class_counts, run.cfg
 
 
 def effective_margins(checkpoint, lam: float | None = None, max_m: float | None = None,

@@ -79,27 +79,6 @@ def choose_tau(val_logits_of, y_val, counts, grid=TAU_GRID) -> tuple[float, floa
 # =========================================================================================
 # from a trial folder
 # =========================================================================================
-@torch.inference_mode()
-def trial_outputs(cfg, state: dict, device: str) -> dict:
-    """Logits, pooled features and labels of the val and test splits, and the classifier of
-    the checkpoint ``state``."""
-    from trainables.engine import Trainer
-    trainer = Trainer(cfg.replace(device=device))
-    trainer.model.load_state_dict(state["model"])
-    trainer.model.eval()
-    out = {"counts": trainer.data.class_counts,
-           "weight": trainer.model.linear.weight.detach().double()}
-    for split, loader in trainer.eval_loaders.items():
-        zs, hs, ys = [], [], []
-        for x, y in loader:
-            z, h = trainer.forward(x)
-            zs.append(z.double())
-            hs.append(h.double())
-            ys.append(y)
-        out[split] = (torch.cat(zs), torch.cat(hs), torch.cat(ys))
-    return out
-
-
 def posthoc_rows(trial: TrialRecord, device: str = "cpu") -> list[dict]:
     """The post-hoc LA and τ-norm rows of one finished trial."""
     from trainables.config import TrialConfig
@@ -110,14 +89,16 @@ def posthoc_rows(trial: TrialRecord, device: str = "cpu") -> list[dict]:
     if cfg.val_fraction <= 0:
         raise ValueError(f"{trial.trial_dir}: val_fraction is 0; post-hoc τ is chosen on a "
                          "validation split held out from TRAIN: run with val_fraction > 0")
-    o = trial_outputs(cfg, found[1], device)
-    counts, (zv, hv, yv), (zt, ht, yt) = o["counts"], o["val"], o["test"]
+    from analysis.forward import forward_pass
+    o = forward_pass(found[1], ("val", "test"), device=device)   # the one pass (analysis.forward)
+    counts, val, test = o.class_counts, o.splits["val"], o.splits["test"]
+    (zv, hv, yv), (zt, ht, yt) = ((s.logits, s.features, s.labels) for s in (val, test))
     base = _label(trial)
     rows = []
     for name, fn_val, fn_test in (
             ("post-hoc LA", lambda t: la_logits(zv, counts, t), lambda t: la_logits(zt, counts, t)),
-            ("τ-norm", lambda t: tau_norm_logits(hv, o["weight"], t),
-             lambda t: tau_norm_logits(ht, o["weight"], t))):
+            ("τ-norm", lambda t: tau_norm_logits(hv, o.classifier, t),
+             lambda t: tau_norm_logits(ht, o.classifier, t))):
         tau, val_score = choose_tau(fn_val, yv, counts)
         m = evaluate_logits(fn_test(tau), yt, counts)
         rows.append({"method": f"{base} + {name}", "tau": tau, "val_class_mean": val_score,
