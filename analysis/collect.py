@@ -66,7 +66,7 @@ _DATA_KEYS = ("data_fingerprint", "data_source_fingerprint")
 
 def val_selected(last: dict, status: str) -> dict:
     """The validation-selected epoch of a finished trial whose validation split was held out of
-    TRAIN (``val_fraction`` > 0; trainables/engine.py ``select_on_val``): its epoch and the
+    TRAIN (``val_fraction`` > 0; trainables/trial_state.py ``select_on_val``): its epoch and the
     test top-1 / shot groups there. None where the trial has none (no hold-out, a split-list
     dataset's own val list, rows written before these fields, or not finished)."""
     keep = status == "terminated" and last.get("val_split") == "train_holdout"

@@ -22,18 +22,11 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from trainables.checkpoints import (CHECKPOINT_FORMAT, check_checkpoint, load_checkpoint,
-                                    save_checkpoint)
 from trainables.config import TrialConfig
 from trainables.cost import CostMeter
-from trainables.data.build import build_data, make_loaders
-from trainables.data.fingerprint import row_fields
-from trainables.losses import create_loss, drw_weights
+from trainables.data.build import build_data
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
-from trainables.models import create_model
-from trainables.provenance import provenance
-
-CONFUSION_IN_ROW_MAX = 100   # classes: larger confusion matrices go only to the trial's file
+from trainables.trial_state import VAL_SELECTED_KEYS, TrialState, set_lr  # noqa: F401 (re-export)
 
 
 # =========================================================================================
@@ -46,6 +39,22 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} but CUDA is not available here; use device=cpu/auto")
     return dev
+
+
+def open_device(device: str | torch.device | None, cfg: TrialConfig) -> torch.device:
+    """The device a trial (or a pack) runs on: ``device``, else ``cfg.device``; on CUDA with
+    cuDNN's autotuner on (a trial's shapes are fixed)."""
+    dev = device if isinstance(device, torch.device) else resolve_device(device or cfg.device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return dev
+
+
+def precision_context(cfg: TrialConfig, device: torch.device):
+    """Where a trial's forward runs: under bf16 autocast for precision bf16, else as is."""
+    if cfg.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def resolve_channels_last(setting: bool | None, device: torch.device) -> bool:
@@ -126,124 +135,33 @@ def _to_lists(x):
 # =========================================================================================
 # the trainer
 # =========================================================================================
-def set_lr(optimizer, lr: float) -> None:
-    for g in optimizer.param_groups:
-        g["lr"] = lr
-
-
-def start_epoch(t, epoch: int) -> float:
-    """Set epoch ``epoch``'s LR, DRW weights, loss epoch and batch stream on ``t`` (a Trainer,
-    or a trial pack's member: anything with cfg, optimizer, criterion, data, schedule and
-    train_loader); returns the LR."""
-    lr = t.cfg.lr_at(epoch)
-    set_lr(t.optimizer, lr)
-    if t.cfg.drw:
-        t.criterion.set_weight(drw_weights(t.data.class_counts, epoch,
-                                           t.schedule["drw_epoch"], t.cfg.drw_beta))
-    t.criterion.set_epoch(epoch)
-    t.train_loader.set_epoch(epoch)
-    return lr
-
-
-# ---- the validation-selected epoch (docs/recipe.md, "What a result reports") ----------------
-VAL_SELECTED_KEYS = ("val_best_epoch", "val_best_top1", "val_selected_test_top1",
-                     "val_selected_test_many", "val_selected_test_medium",
-                     "val_selected_test_few")
-
-
-def val_selection_start(data, eval_loaders) -> dict:
-    """The validation-selected fields before any evaluation (NaN, epoch 0), or {} for a trial
-    without a validation split. ``val_split``: 'train_holdout' (``val_fraction`` of TRAIN held
-    out) or 'val_list' (a split-list dataset's own validation list)."""
-    if "val" not in eval_loaders:
-        return {}
-    held_out = getattr(data, "val_x", None) is not None
-    return {"val_best_epoch": 0, "val_best_top1": math.nan, "val_selected_test_top1": math.nan,
-            "val_selected_test_many": math.nan, "val_selected_test_medium": math.nan,
-            "val_selected_test_few": math.nan,
-            "val_split": "train_holdout" if held_out else "val_list"}
-
-
-def select_on_val(best: dict, m: dict, epoch: int) -> dict:
-    """``best`` with the validation-selected epoch updated by this evaluation ``m``: the epoch
-    of the highest validation top-1 so far (ties: the earliest; a NaN never selected), and the
-    test top-1 and shot groups of that epoch."""
-    if "val_top1" not in m or "val_best_epoch" not in best:
-        return best
-    v, old = m["val_top1"], best["val_best_top1"]
-    if math.isnan(v) or not (math.isnan(old) or v > old):
-        return best
-    return {**best, "val_best_epoch": epoch, "val_best_top1": v,
-            "val_selected_test_top1": m.get("test_top1", math.nan),
-            **{f"val_selected_test_{g}": m.get(f"test_{g}", math.nan)
-               for g in ("many", "medium", "few")}}
-
-
-def restore_val_selection(best: dict, data, eval_loaders, history: list[dict]) -> dict:
-    """A loaded ``best``; one saved before the validation-selected fields existed gets them
-    rebuilt from ``history`` (the earlier epochs' rows), as the uninterrupted run has them."""
-    start = val_selection_start(data, eval_loaders)
-    if not start or "val_best_epoch" in best:
-        return best
-    best = {**best, **start}
-    for h in history:
-        if "val_top1" in h:
-            best = select_on_val(best, h, int(h["epoch"]))
-    return best
-
-
-class Trainer:
-    """Everything one trial needs, built from a TrialConfig."""
+class Trainer(TrialState):
+    """Everything one trial needs, built from a TrialConfig; its bookkeeping and checkpoint
+    are TrialState's (trainables.trial_state), as a trial pack's members' are."""
 
     def __init__(self, cfg: TrialConfig, *, device: str | torch.device | None = None,
                  data=None, dist=None):
         """``data`` (a TrialData) replaces the dataset the config names (benchmarks, tests).
         ``dist``: a trainables.dist.Dist for a data-parallel worker, None otherwise."""
         self.cfg, self.dist = cfg, dist
-        self.device = device if isinstance(device, torch.device) else \
-            resolve_device(device or cfg.device)
+        self.device = open_device(device, cfg)
         self.meter = CostMeter(self.device)   # from here, data building included (cost.py)
         seed_everything(cfg.seed)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
         self.data = data if data is not None else build_data(cfg, self.device)
         self.channels_last = resolve_channels_last(cfg.channels_last, self.device)
-        self.train_loader, self.eval_loaders = make_loaders(   # loaders read cfg.channels_last
-            self.data, cfg.replace(channels_last=self.channels_last), self.device,
-            shard=dist.shard if dist is not None else None)
-        self.schedule = cfg.schedule()
-        self.model = create_model(cfg.model, self.data.num_classes, in_channels=self.data.channels,
-                                  head=cfg.resolved_head()).to(self.device)
-        if cfg.init_weights:
-            from trainables.models.resnet_imagenet import load_init_weights
-            load_init_weights(self.model, cfg.init_weights, cfg.dataset)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = create_loss(cfg.loss, self.data.class_counts,
-                                     **cfg.loss_hparams()).to(self.device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr,
-                                         momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                         nesterov=cfg.nesterov)
+        self.build(shard=dist.shard if dist is not None else None)   # loaders, model, loss, SGD
         self.forward = self.model       # eager; cfg.compile compiles it at the first step
         if dist is not None:   # SyncBN, DDP, global loss state (the saved model stays unwrapped)
             self.model, self.forward = dist.setup(self.model, self.criterion, cfg.sync_bn)
         self._compiled, self._compiled_shape = None, None   # see _train_forward
-        self.epoch = 0                  # epochs completed
-        self.status = "running"
-        self.best = {"best_test_top1": math.nan, "best_epoch": 0}   # NaN until evaluated
-        self.best.update(val_selection_start(self.data, self.eval_loaders))   # {} without val
-        self.last_metrics: dict = {}
-        self.history: list[dict] = []   # every epoch's metrics: a resumed trial can re-report
-        self.confusion: dict = {}       # split -> the last evaluation's confusion matrix
 
     # ---- one epoch ------------------------------------------------------------------
     def _autocast(self):
-        if self.cfg.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+        return precision_context(self.cfg, self.device)
 
     def _start_epoch(self, epoch: int) -> float:
-        return start_epoch(self, epoch)
+        """TrialState.start_epoch; a subclass's own schedule goes here (trainables.decoupled)."""
+        return self.start_epoch(epoch)
 
     def _train_forward(self, x: torch.Tensor):
         """The forward of a training step on ``x``. With cfg.compile: ``torch.compile(forward)``
@@ -289,13 +207,8 @@ class Trainer:
             seen += y.shape[0]
         if self.dist is not None:
             loss_sum, correct, seen = self.dist.sum_epoch(loss_sum, correct, seen)
-        train_loss = float(loss_sum) / max(seen, 1)    # the one host read of the epoch
-        dt = time.perf_counter() - t0
-        if not math.isfinite(train_loss):
-            self.status = "diverged"
-        return {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                "train_top1": 100.0 * int(correct) / max(seen, 1),
-                "train_images_per_s": seen / dt if dt > 0 else math.nan, "train_time_s": dt}
+        loss_sum, correct = float(loss_sum), int(correct)   # the one host read of the epoch
+        return self.train_row(epoch, lr, loss_sum, correct, seen, time.perf_counter() - t0)
 
     @torch.inference_mode()
     def evaluate(self, split: str = "test") -> dict:
@@ -328,27 +241,9 @@ class Trainer:
         while self.epoch < self.cfg.epochs and self.status == "running":
             m = self.train_epoch()
             self.epoch += 1
-            last = self.epoch == self.cfg.epochs
-            if self.status == "running" and (self.epoch % self.cfg.eval_every == 0 or last):
-                for split in self.eval_loaders:
-                    m.update(self.evaluate(split))
-                    if last and self.data.num_classes <= CONFUSION_IN_ROW_MAX:
-                        m[f"{split}_confusion"] = self.confusion[split]
-                if not m["test_top1"] <= self.best["best_test_top1"]:   # NaN compares False
-                    self.best = {**self.best, "best_test_top1": m["test_top1"],
-                                 "best_epoch": self.epoch}
-                self.best = select_on_val(self.best, m, self.epoch)
-            if self.status == "running" and last:
-                self.status = "finished"
-            m.update(self.best)
-            m["channels_last_used"] = self.channels_last   # what auto (None) resolved to
-            m.update(row_fields(self.data))                # which data (data/fingerprint.py)
-            m.update(self.meter.tick())                    # what it cost so far (cost.py)
-            m["status"] = self.status
-            m["done"] = self.status != "running"
-            self.last_metrics = m
-            self.history.append(_plain(m))
-            yield m
+            evals = {split: self.evaluate(split) for split in self.eval_loaders} \
+                if self.eval_due() else None
+            yield self.finish_epoch(m, evals)
 
     def fit(self) -> dict:
         """Run to the end; returns the last epoch's metrics."""
@@ -356,37 +251,9 @@ class Trainer:
             pass
         return self.last_metrics
 
-    # ---- checkpoints ----------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """Plain tensors, numbers, strings, lists and dicts only (weights_only loading)."""
-        return {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(), "epoch": self.epoch,
-                "status": self.status, "best": dict(self.best),
-                "last_metrics": _plain(self.last_metrics), "history": list(self.history),
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "loss": self.criterion.state_dict(), "rng": rng_state(self.device),
-                "provenance": provenance(), "cost": self.meter.state_dict()}
+    # ---- checkpoints (TrialState's format): this process's global RNGs ----------------
+    def rng_state(self) -> dict:
+        return rng_state(self.device)
 
-    def load_state_dict(self, state: dict) -> None:
-        check_checkpoint(state, self.cfg)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.criterion.load_state_dict(state["loss"])
-        set_rng_state(state["rng"], self.device)
-        self.epoch, self.status = int(state["epoch"]), state["status"]
-        self.best = dict(state["best"])
-        self.last_metrics = dict(state.get("last_metrics") or {})
-        self.history = [dict(h) for h in state.get("history") or []]
-        self.best = restore_val_selection(self.best, self.data, self.eval_loaders, self.history)
-        self.meter.load_state_dict(state.get("cost"))   # earlier attempts' cost
-
-    def save(self, path) -> None:
-        """Write this trial's state atomically (trainables.checkpoints.save_checkpoint)."""
-        save_checkpoint(self.state_dict(), path)
-
-    def load(self, path) -> None:
-        self.load_state_dict(load_checkpoint(path))
-
-
-def _plain(m: dict) -> dict:
-    return {k: v for k, v in m.items() if isinstance(v, (int, float, str, bool, list))}
-
+    def load_rng_state(self, rng: dict) -> None:
+        set_rng_state(rng, self.device)

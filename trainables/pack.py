@@ -21,34 +21,27 @@ Why it equals K separate trials (docs/packing.md):
 - A member whose epoch loss is not finite is ``diverged``: it stops, its state is kept as at
   that epoch's end (as a single trial's), and the pack is re-fused from the others.
 
-The members' ordinary models and optimizers are their checkpoint format: ``sync()`` copies
-the fused network's values into them (state_dict does it), and loading a member marks the
-pack to re-fuse from the members before it trains again.
+A member is a TrialState (trainables.trial_state), as a Trainer is: built, bookkept and
+checkpointed by the same code. Its ordinary model and optimizer are its checkpoint format:
+``sync()`` copies the fused network's values into them (state_dict does it), and loading a
+member tells the pack (``mark_members_changed``) to re-fuse before it trains again.
 """
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
 
 import torch
 
-from trainables.checkpoints import (CHECKPOINT_FORMAT, check_checkpoint, load_checkpoint,
-                                    save_checkpoint)
 from trainables.config import TrialConfig, pack_split_fields
 from trainables.cost import CostMeter, default_hold
-from trainables.data.build import FileData, build_data, make_loaders
-from trainables.data.fingerprint import row_fields
-from trainables.engine import (CONFUSION_IN_ROW_MAX, _plain, resolve_channels_last,
-                               resolve_device, restore_val_selection, rng_state,
-                               seed_everything, select_on_val, set_lr, start_epoch,
-                               val_selection_start)
-from trainables.losses import create_loss
+from trainables.data.build import FileData, build_data
+from trainables.engine import (open_device, precision_context, resolve_channels_last,
+                               rng_state, seed_everything)
 from trainables.metrics import DiagnosticAccumulator, TopKAccumulator
-from trainables.models import create_model
 from trainables.models.fused_cifar import HEAD_PREFIX, fuse, member_chunk
-from trainables.provenance import provenance
+from trainables.trial_state import TrialState, set_lr
 
 PACKABLE_MODELS = ("resnet32",)   # CIFAR-scale ResNets with a linear or cosine head
 
@@ -86,100 +79,42 @@ def check_packable(cfgs: list[TrialConfig]) -> None:
 # =========================================================================================
 # one member: a trial inside the pack, shaped like a Trainer
 # =========================================================================================
-class Member:
-    """One trial of a pack. To ``write_epoch`` and to checkpoint readers it is a Trainer:
-    cfg, epoch, status, best, last_metrics, history, confusion, dist (None), state_dict /
-    load_state_dict / save / load in exactly Trainer's format."""
+class Member(TrialState):
+    """One trial of a pack: a TrialState as a Trainer is, so to ``write_epoch`` and to
+    checkpoint readers it is one (cfg, epoch, status, best, last_metrics, history, confusion,
+    dist None; state_dict / load_state_dict / save / load in exactly Trainer's format). The
+    pack trains and evaluates it."""
 
-    def __init__(self, pack: PackTrainer, cfg: TrialConfig, data, device, channels_last: bool):
+    def __init__(self, pack: PackTrainer, cfg: TrialConfig, data, device, channels_last: bool,
+                 started: float):
         self._pack, self.cfg, self.data, self.device, self.dist = pack, cfg, data, device, None
-        # the draws in Trainer.__init__'s order: seed, loader, model, loss
-        seed_everything(cfg.seed)
-        self.train_loader, self.eval_loaders = make_loaders(
-            data, cfg.replace(channels_last=channels_last), device)
-        self.schedule = cfg.schedule()
-        self.model = create_model(cfg.model, data.num_classes, in_channels=data.channels,
-                                  head=cfg.resolved_head()).to(device)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = create_loss(cfg.loss, data.class_counts,
-                                     **cfg.loss_hparams()).to(device)
-        # never steps: holds this member's share of the pack's optimizer state, in the
-        # format (parameter order, param_groups) of the single trial's optimizer
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr,
-                                         momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                         nesterov=cfg.nesterov)
-        self.rng = rng_state()          # the single trial's global RNGs (nothing draws later)
         self.channels_last = channels_last
-        self.epoch = 0
-        self.status = "running"
-        self.best = {"best_test_top1": math.nan, "best_epoch": 0}
-        self.best.update(val_selection_start(data, self.eval_loaders))   # as Trainer's
-        self.last_metrics: dict = {}
-        self.history: list[dict] = []
-        self.confusion: dict = {}
+        self.meter = CostMeter(device, start=started)   # from the pack's construction
+        seed_everything(cfg.seed)       # then built as Trainer builds the trial
+        self.build()
+        # self.optimizer never steps: it holds this member's share of the pack's optimizer
+        # state, in the format (parameter order, param_groups) of the single trial's
+        self.rng = rng_state()          # the single trial's global RNGs (nothing draws later)
 
     @property
     def head(self) -> torch.nn.Module:
         return self.model.linear
 
-    def start_epoch(self, epoch: int) -> float:
-        """The engine's start_epoch for this member: lr, DRW weights, loss epoch, stream."""
-        return start_epoch(self, epoch)
+    # ---- checkpoints (TrialState's format): the fused network's values ----------------
+    def rng_state(self) -> dict:
+        return self.rng
 
-    def finish_epoch(self, m: dict, evals: dict | None, last: bool) -> dict:
-        """Trainer.epochs' bookkeeping after one epoch: eval metrics, best, status."""
-        if self.status == "running" and evals is not None:
-            for split, out in evals.items():
-                m.update(out)
-                if last and self.data.num_classes <= CONFUSION_IN_ROW_MAX:
-                    m[f"{split}_confusion"] = self.confusion[split]
-            if not m["test_top1"] <= self.best["best_test_top1"]:   # NaN compares False
-                self.best = {**self.best, "best_test_top1": m["test_top1"],
-                             "best_epoch": self.epoch}
-            self.best = select_on_val(self.best, m, self.epoch)
-        if self.status == "running" and last:
-            self.status = "finished"
-        m.update(self.best)
-        m["channels_last_used"] = self.channels_last
-        m.update(row_fields(self.data))      # which data (data/fingerprint.py)
-        m.update(self.meter.tick())          # its share of the pack's cost (cost.py)
-        m["status"] = self.status
-        m["done"] = self.status != "running"
-        self.last_metrics = m
-        self.history.append(_plain(m))
-        return m
+    def load_rng_state(self, rng: dict) -> None:
+        self.rng = rng
 
-    # ---- checkpoints (Trainer's format) ---------------------------------------------
     def state_dict(self) -> dict:
         self._pack.sync()
-        return {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(), "epoch": self.epoch,
-                "status": self.status, "best": dict(self.best),
-                "last_metrics": _plain(self.last_metrics), "history": list(self.history),
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "loss": self.criterion.state_dict(), "rng": self.rng,
-                "provenance": provenance(), "cost": self.meter.state_dict()}
+        return super().state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        check_checkpoint(state, self.cfg)
         self._pack.sync()               # the other members' values, before the pack re-fuses
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.criterion.load_state_dict(state["loss"])
-        self.rng = state["rng"]
-        self.epoch, self.status = int(state["epoch"]), state["status"]
-        self.best = dict(state["best"])
-        self.last_metrics = dict(state.get("last_metrics") or {})
-        self.history = [dict(h) for h in state.get("history") or []]
-        self.best = restore_val_selection(self.best, self.data, self.eval_loaders, self.history)
-        self.meter.load_state_dict(state.get("cost"))
-        self._pack._refuse_needed = True
-
-    def save(self, path) -> None:
-        save_checkpoint(self.state_dict(), path)
-
-    def load(self, path) -> None:
-        self.load_state_dict(load_checkpoint(path))
+        super().load_state_dict(state)
+        self._pack.mark_members_changed()
 
 
 # =========================================================================================
@@ -192,12 +127,9 @@ class PackTrainer:
         """``data`` (a TrialData) replaces the dataset the configs name (benchmarks, tests)."""
         check_packable(list(cfgs))
         cfg = self.cfg = cfgs[0]        # the shared fields are read from member 0's config
-        self.device = device if isinstance(device, torch.device) else \
-            resolve_device(device or cfg.device)
+        self.device = open_device(device, cfg)
         started = time.monotonic()      # the members' cost meters start here (cost.py)
         self.holding = default_hold(self.device)   # the pack's; the Ray layer sets it (hold)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
         if data is None:
             seed_everything(cfg.seed)   # as Trainer: build_data draws under this seed
             data = build_data(cfg, self.device)
@@ -206,9 +138,8 @@ class PackTrainer:
                              "in-memory (CIFAR-scale) datasets")
         self.data = data
         self.channels_last = resolve_channels_last(cfg.channels_last, self.device)
-        self.members = [Member(self, c, data, self.device, self.channels_last) for c in cfgs]
-        for m in self.members:
-            m.meter = CostMeter(self.device, start=started)
+        self.members = [Member(self, c, data, self.device, self.channels_last, started)
+                        for c in cfgs]
         # every member's eval loader is the same (no shuffling, no augmentation): member 0's
         self.eval_loaders = self.members[0].eval_loaders
         for m in self.members[1:]:      # the padded training images are the same too
@@ -222,6 +153,11 @@ class PackTrainer:
         """What the whole pack holds ('cpu'/'gpu', how much): each epoch, its running members
         share it evenly in their cost (trainables.cost)."""
         self.holding = (kind, float(amount))
+
+    def mark_members_changed(self) -> None:
+        """A member's values were replaced (its checkpoint loaded) or one stopped: re-fuse
+        from the members before training again."""
+        self._refuse_needed = True
 
     # ---- fusing and un-fusing -------------------------------------------------------
     def _refuse(self) -> None:
@@ -281,11 +217,6 @@ class PackTrainer:
         self._members_stale = False
 
     # ---- one epoch ------------------------------------------------------------------
-    def _autocast(self):
-        if self.cfg.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
-
     def _stack(self, xs: list[torch.Tensor]) -> torch.Tensor:
         """K batches (N, C, H, W) -> one (N, K·C, H, W): member k in channel block k."""
         x = torch.cat(xs, dim=1)
@@ -317,7 +248,7 @@ class PackTrainer:
             if by_step:   # a step warm-up: this step's LR
                 set_lr(self.optimizer, self.cfg.lr_at(epoch, step))
             y = [b[1] for b in batches]
-            with self._autocast():
+            with precision_context(self.cfg, self.device):
                 feat = self.net(self._stack([b[0] for b in batches]))
                 logits = [m.head(feat[:, j]) for j, m in enumerate(run)]
                 losses = [m.criterion(z, t, feat[:, j])
@@ -332,16 +263,8 @@ class PackTrainer:
             seen += y[0].shape[0]
         losses_h, correct_h = loss_sum.tolist(), correct.tolist()   # the epoch's host read
         dt = time.perf_counter() - t0
-        out = []
-        for m, ls, c in zip(run, losses_h, correct_h):
-            train_loss = ls / max(seen, 1)
-            if not math.isfinite(train_loss):
-                m.status = "diverged"
-            out.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                        "train_top1": 100.0 * c / max(seen, 1),
-                        "train_images_per_s": seen / dt if dt > 0 else math.nan,
-                        "train_time_s": dt})
-        return out
+        return [m.train_row(epoch, lr, ls, c, seen, dt)
+                for m, ls, c in zip(run, losses_h, correct_h)]
 
     @torch.inference_mode()
     def evaluate(self, split: str = "test") -> list[dict]:
@@ -357,7 +280,7 @@ class PackTrainer:
         scales = [float(getattr(m.criterion, "s", 1.0)) for m in run]
         t0, n = time.perf_counter(), 0
         for x, y in self.eval_loaders[split]:
-            with self._autocast():
+            with precision_context(self.cfg, self.device):
                 feat = self.net(self._stack([x] * k))
                 logits = [m.head(feat[:, j]) for j, m in enumerate(run)]
             for z, acc, diag, s in zip(logits, accs, diags, scales):
@@ -388,21 +311,18 @@ class PackTrainer:
             trained = self.train_epoch()
             for m in run:
                 m.epoch += 1
-            done = run[0].epoch
-            last = done == self.cfg.epochs
-            alive = [j for j, m in enumerate(run) if m.status == "running"]
             evals: list[dict] = [{} for _ in run]
-            if alive and (done % self.cfg.eval_every == 0 or last):
+            if any(m.eval_due() for m in run):   # the same epoch for all: diverged ones aside
                 for split in self.eval_loaders:
                     for j, o in enumerate(self.evaluate(split)):
                         evals[j][split] = o
             rows: list[dict | None] = [None] * len(self.members)
             for j, (m, tm) in enumerate(zip(run, trained)):
                 m.meter.hold(self.holding[0], self.holding[1] / len(run))   # an even share
-                rows[self.members.index(m)] = m.finish_epoch(tm, evals[j] or None, last)
+                rows[self.members.index(m)] = m.finish_epoch(tm, evals[j] or None)
             if any(m.status != "running" for m in run):
                 self.sync()             # stopped members keep their state as of now
-                self._refuse_needed = True
+                self.mark_members_changed()
             yield rows
 
     def fit(self) -> list[dict]:

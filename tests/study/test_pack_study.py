@@ -68,8 +68,8 @@ def test_a_packed_study_reads_as_the_same_study_unpacked(packed, unpacked, share
     assert set(mine) == set(theirs) and len(mine) == 4
     for key, t in mine.items():
         assert t.status == theirs[key].status == "terminated"
-        assert [r["epoch"] for r in t.epochs] == [r["epoch"] for r in theirs[key][
-            "epochs"]] == [1, 2]
+        assert [r["epoch"] for r in t.epochs] == [r["epoch"] for r in theirs[key].epochs] \
+            == [1, 2]
         assert [r["epoch"] for r in t.rows] == [1, 2], t.rows       # whole, once each
     # the members' folders are ordinary trial folders beside the packs' own
     folders = sorted(p.name for p in study.iterdir() if p.is_dir())
