@@ -64,7 +64,7 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
 
 
-def _grid(n: int, per_row: int = 4, size=(2.6, 2.6)):
+def figure_grid(n: int, per_row: int = 4, size=(2.6, 2.6)):
     from analysis import style
     cols = max(1, min(n, per_row))
     rows = max(1, -(-n // cols))
@@ -85,7 +85,7 @@ def reliability(by: dict, out: Path, colours: dict | None = None) -> Path | None
     if not methods:
         return None
     colours = colours or style.colours(by)
-    fig, axes = _grid(len(methods))
+    fig, axes = figure_grid(len(methods))
     for ax, m in zip(axes, methods):
         count = np.sum([r["test_rel_count"] for r in by[m]], axis=0)
         conf = np.sum([r["test_rel_conf_sum"] for r in by[m]], axis=0)
@@ -153,7 +153,7 @@ def confusion_grid(by: dict, counts, out: Path) -> Path | None:
     mats = {m: cm for m, rs in by.items() if (cm := _row_normalised(rs, counts)) is not None}
     if not mats:
         return None
-    fig, axes = _grid(len(mats), size=(2.8, 2.7))
+    fig, axes = figure_grid(len(mats), size=(2.8, 2.7))
     im = None
     for ax, (m, cm) in zip(axes, mats.items()):
         im = _confusion_panel(fig, ax, cm, m, colorbar=False)

@@ -130,13 +130,13 @@ def feature_embedding(panels: dict[str, dict], out, class_names=None,
     """One panel per method: its 2-D projection coloured by class, one shared class legend;
     the projection's name is in the title."""
     from analysis import style
-    from analysis.diagnostics import _grid
+    from analysis.diagnostics import figure_grid
     if not panels:
         raise ValueError("feature_embedding needs at least one panel")
     how = {"umap": "UMAP", "pca": "PCA"}[projection] if projection in PROJECTIONS else projection
     coords = {m: project_2d(p["features"], projection) for m, p in panels.items()}
     classes = sorted(set(np.concatenate([p["labels"] for p in panels.values()]).tolist()))
-    fig, axes = _grid(len(panels), per_row=3, size=(3.2, 3.2))
+    fig, axes = figure_grid(len(panels), per_row=3, size=(3.2, 3.2))
     for ax, (m, p) in zip(axes, panels.items()):
         xy, labels = coords[m], np.asarray(p["labels"])
         for k, c in enumerate(classes):

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from bench import _cli  # noqa: E402
+from bench import cli  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.data.build import build_data  # noqa: E402
 from trainables.engine import Trainer  # noqa: E402
@@ -143,12 +143,12 @@ CHECKS = {"pack64": lambda d, a: check_pack(d, a.steps, torch.float64),
 
 
 def main(argv=None) -> int:
-    p = _cli.Parser(__file__, description=__doc__,
+    p = cli.Parser(__file__, description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--checks", default=",".join(CHECKS), help=f"some of {list(CHECKS)}")
-    p.add_argument("--steps", type=_cli.int_at_least(1), default=5)
-    p.add_argument("--img-max", type=_cli.int_at_least(10), default=100,
+    p.add_argument("--steps", type=cli.int_at_least(1), default=5)
+    p.add_argument("--img-max", type=cli.int_at_least(10), default=100,
                    help="head-class size of the synthetic data (smaller: a quicker check)")
     p.add_argument("--json", help="write the results here as JSON (after each check)")
     args, device = p.parse_checked(argv)

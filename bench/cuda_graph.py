@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from bench import _cli  # noqa: E402
+from bench import cli  # noqa: E402
 from trainables.data.imbalance import class_counts  # noqa: E402
 from trainables.losses import create_loss  # noqa: E402
 from trainables.models import create_model  # noqa: E402
@@ -111,17 +111,17 @@ def measure(k: int, batch: int, steps: int, warmup: int, device: torch.device) -
 
 
 def main(argv=None) -> int:
-    p = _cli.Parser(__file__, description=__doc__,
+    p = cli.Parser(__file__, description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=_cli.int_at_least(1), default=128)
+    p.add_argument("--batch-size", type=cli.int_at_least(1), default=128)
     p.add_argument("--ks", default="1,4", help="1 = one ResNet32; K > 1 = a fused pack of K")
-    p.add_argument("--steps", type=_cli.int_at_least(1), default=100)
-    p.add_argument("--warmup", type=_cli.int_at_least(0), default=10)
+    p.add_argument("--steps", type=cli.int_at_least(1), default=100)
+    p.add_argument("--warmup", type=cli.int_at_least(0), default=10)
     p.add_argument("--json", help="write the rows here as JSON (after each row)")
     args, device = p.parse_checked(argv)
     try:
-        ks = [_cli.int_at_least(1)(x) for x in args.ks.split(",")]
+        ks = [cli.int_at_least(1)(x) for x in args.ks.split(",")]
     except argparse.ArgumentTypeError as e:
         p.error(f"argument --ks: {e}")
     torch.backends.cudnn.benchmark = True

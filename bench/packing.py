@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import _cli  # noqa: E402
+from bench import cli  # noqa: E402
 
 BARRIER_S = 600        # the slowest child's start-up and warm-up, at most
 LOSSES = ({"loss": "elm", "lam": 0.5, "drw": True}, {"loss": "ldam", "drw": True},
@@ -135,29 +135,29 @@ def table(rows: dict, cuda: bool) -> str:
 
 
 def _ks(text: str) -> list[int]:
-    return [_cli.int_at_least(1)(x) for x in text.split(",")]
+    return [cli.int_at_least(1)(x) for x in text.split(",")]
 
 
 def _one_variant(text: str) -> str:
-    out = _cli.variants(text)
+    out = cli.variants(text)
     if len(out) != 1:
         raise argparse.ArgumentTypeError(f"takes one variant, got {len(out)}")
     return out[0]
 
 
 def main(argv=None) -> int:
-    p = _cli.Parser(__file__, description=__doc__,
+    p = cli.Parser(__file__, description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--ks", type=_ks, default="1,2,4,8,16",
                    help="pack sizes / numbers of separate trials, comma separated")
-    p.add_argument("--steps", type=_cli.int_at_least(1), default=20, help="timed steps")
-    p.add_argument("--warmup", type=_cli.int_at_least(0), default=3)
-    p.add_argument("--batch-size", type=_cli.int_at_least(1), default=128)
+    p.add_argument("--steps", type=cli.int_at_least(1), default=20, help="timed steps")
+    p.add_argument("--warmup", type=cli.int_at_least(0), default=3)
+    p.add_argument("--batch-size", type=cli.int_at_least(1), default=128)
     p.add_argument("--variant", type=_one_variant, default=None,
                    help="fp32 or bf16, +channels_last (default: bf16+channels_last on CUDA, "
                         "fp32+channels_last on CPU)")
-    p.add_argument("--timeout-s", type=_cli.int_at_least(1), default=300,
+    p.add_argument("--timeout-s", type=cli.int_at_least(1), default=300,
                    help="the longest one measurement (K processes or one pack) may take")
     p.add_argument("--json", help="write the results here as JSON")
     args, device = p.parse_checked(argv)

@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import _cli  # noqa: E402
+from bench import cli  # noqa: E402
 from bench.train_throughput import (  # noqa: E402
-    VARIANTS, _sync, baseline, engine, fake_cifar10_lt)
+    VARIANTS, sync_device, baseline, engine, fake_cifar10_lt)
 
 # first match wins; matched against the lower-cased operator / record-function name
 BUCKETS = (
@@ -59,11 +59,11 @@ def profile(train_steps, device, steps: int, warmup: int) -> dict:
     from torch.profiler import profile as torch_profile
     train_steps(warmup)                       # compile, autotune, workers: not profiled
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    _sync(device)
+    sync_device(device)
     with torch_profile(activities=acts) as prof:
         t = time.perf_counter()
         train_steps(steps)
-        _sync(device)
+        sync_device(device)
         wall = time.perf_counter() - t
     attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     by_bucket, top = defaultdict(float), []
@@ -96,18 +96,18 @@ def print_table(name: str, r: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = _cli.Parser(__file__, description=__doc__,
+    p = cli.Parser(__file__, description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=_cli.int_at_least(1), default=10)
-    p.add_argument("--warmup", type=_cli.int_at_least(0), default=5)
+    p.add_argument("--steps", type=cli.int_at_least(1), default=10)
+    p.add_argument("--warmup", type=cli.int_at_least(0), default=5)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--workers", type=_cli.int_at_least(0), default=2)
-    p.add_argument("--variants", type=_cli.variants, default=VARIANTS,
+    p.add_argument("--workers", type=cli.int_at_least(0), default=2)
+    p.add_argument("--variants", type=cli.variants, default=VARIANTS,
                    help=f"comma-separated engine variants (default: {VARIANTS})")
     p.add_argument("--json", help="write the profiles here as JSON")
     args, device = p.parse_checked(argv)
     for module, pip in (("torchvision", None), ("PIL", "pillow")):
-        _cli.need(p, module, "the reference loop (PIL transforms)", pip)
+        cli.need(p, module, "the reference loop (PIL transforms)", pip)
     print(f"# device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.steps} profiled steps of batch 128 after {args.warmup} warm-up steps")
     data = fake_cifar10_lt()

@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import _cli  # noqa: E402
+from bench import cli  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.data.imbalance import class_counts  # noqa: E402
 from trainables.losses import create_loss, drw_weights  # noqa: E402
@@ -151,7 +151,7 @@ def engine(data, device, variant):
 # =========================================================================================
 # timing
 # =========================================================================================
-def _sync(device):
+def sync_device(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -162,14 +162,14 @@ def measure(train_steps, evaluate, eval_bs, device, steps, warmup, reps, eval_im
     tr, ev = [], []
     eval_batches = max(1, eval_images // eval_bs)
     for _ in range(reps):
-        _sync(device)
+        sync_device(device)
         t = time.perf_counter()
         train_steps(steps)
-        _sync(device)
+        sync_device(device)
         tr.append(steps * 128 / (time.perf_counter() - t))
         t = time.perf_counter()
         evaluate(eval_batches)
-        _sync(device)
+        sync_device(device)
         ev.append(eval_batches * eval_bs / (time.perf_counter() - t))
     return statistics.median(tr), statistics.median(ev)
 
@@ -179,20 +179,20 @@ def projected_trial_s(train_ips, eval_ips, n_train=12_406, n_test=10_000):
 
 
 def main(argv=None) -> int:
-    p = _cli.Parser(__file__, description=__doc__,
+    p = cli.Parser(__file__, description=__doc__,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=_cli.int_at_least(1), default=20)
-    p.add_argument("--warmup", type=_cli.int_at_least(0), default=5)
-    p.add_argument("--reps", type=_cli.int_at_least(1), default=3)
-    p.add_argument("--eval-images", type=_cli.int_at_least(100), default=2000)
+    p.add_argument("--steps", type=cli.int_at_least(1), default=20)
+    p.add_argument("--warmup", type=cli.int_at_least(0), default=5)
+    p.add_argument("--reps", type=cli.int_at_least(1), default=3)
+    p.add_argument("--eval-images", type=cli.int_at_least(100), default=2000)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--workers", type=_cli.int_at_least(0), default=min(4, os.cpu_count() or 1))
-    p.add_argument("--variants", type=_cli.variants, default=VARIANTS,
+    p.add_argument("--workers", type=cli.int_at_least(0), default=min(4, os.cpu_count() or 1))
+    p.add_argument("--variants", type=cli.variants, default=VARIANTS,
                    help=f"comma-separated engine variants (default: {VARIANTS})")
     p.add_argument("--json", help="write the results here as JSON")
     args, device = p.parse_checked(argv)
     for module, pip in (("torchvision", None), ("PIL", "pillow")):
-        _cli.need(p, module, "the reference loop (PIL transforms)", pip)
+        cli.need(p, module, "the reference loop (PIL transforms)", pip)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     machine = (f"{platform.node()}: {os.cpu_count()} CPU cores, {gpu or 'no GPU'}, "
                f"torch {torch.__version__}, device {device}")

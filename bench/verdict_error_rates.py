@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis.verdicts import decide, min_called  # noqa: E402
-from bench import _cli  # noqa: E402
+from bench import cli  # noqa: E402
 
 SEEDS = (3, 5, 10)
 NOISE_SD = 2.0
@@ -99,10 +99,10 @@ def reach() -> str:
 
 
 def main(argv=None) -> int:
-    p = _cli.Parser(__file__, description=__doc__.split("\n\n")[0])
-    p.add_argument("--studies", type=_cli.int_at_least(100), default=2000,
+    p = cli.Parser(__file__, description=__doc__.split("\n\n")[0])
+    p.add_argument("--studies", type=cli.int_at_least(100), default=2000,
                    help="simulated studies per cell")
-    p.add_argument("--seed", type=_cli.int_at_least(0), default=0, help="numpy random seed")
+    p.add_argument("--seed", type=cli.int_at_least(0), default=0, help="numpy random seed")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     se = np.sqrt(0.05 * 0.95 / args.studies)

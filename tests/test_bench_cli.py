@@ -40,10 +40,10 @@ def test_bad_argument_is_one_line_exit_2(script, args, fragment, capsys):
 
 
 def test_a_missing_optional_package_is_one_line(capsys):
-    from bench import _cli
-    p = _cli.Parser("bench/train_throughput.py")
+    from bench import cli
+    p = cli.Parser("bench/train_throughput.py")
     with pytest.raises(SystemExit) as e:
-        _cli.need(p, "no_such_package_xyz", "the reference loop", pip="no-such-package")
+        cli.need(p, "no_such_package_xyz", "the reference loop", pip="no-such-package")
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1
     assert err.startswith("bench/train_throughput.py: error: the reference loop needs the "

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainables.losses.weights import _counts
+from trainables.losses.weights import as_counts
 
 
 class ClassLoss(nn.Module):
@@ -19,7 +19,7 @@ class ClassLoss(nn.Module):
 
     def __init__(self, class_counts, weight=None):
         super().__init__()
-        self.register_buffer("counts", _counts(class_counts), persistent=False)
+        self.register_buffer("counts", as_counts(class_counts), persistent=False)
         self.num_classes = int(self.counts.numel())
         self.register_buffer("weight", None, persistent=False)
         self.set_weight(weight)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 
 
-def _counts(counts: Sequence[int] | torch.Tensor) -> torch.Tensor:
+def as_counts(counts: Sequence[int] | torch.Tensor) -> torch.Tensor:
     c = torch.as_tensor(counts, dtype=torch.float64).flatten()
     if c.numel() == 0 or bool((c <= 0).any()):
         raise ValueError(f"class_counts must be positive, got {c.tolist()}")
@@ -20,13 +20,13 @@ def _counts(counts: Sequence[int] | torch.Tensor) -> torch.Tensor:
 def log_prior(counts) -> torch.Tensor:
     """log π_j = log n_j − log Σ_k n_k, the log of the training class prior (logit adjustment
     in training, trainables.losses.logit_adjust, and post hoc, analysis.posthoc)."""
-    c = _counts(counts)
+    c = as_counts(counts)
     return c.log() - c.sum().log()
 
 
 def class_margins(counts, max_m: float) -> torch.Tensor:
     """LDAM margins Δ_j = max_m · (n_min / n_j)^(1/4): the rarest class gets exactly max_m."""
-    inv = _counts(counts) ** -0.25
+    inv = as_counts(counts) ** -0.25
     return inv * (max_m / inv.max())
 
 
@@ -34,7 +34,7 @@ def class_balanced_weights(counts, beta: float) -> torch.Tensor:
     """Cui et al.'s effective-number weights (1-β)/(1-β^n_j), normalised to sum to C.
 
     β = 0 gives all ones."""
-    c = _counts(counts)
+    c = as_counts(counts)
     w = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), c))
     return w / w.sum() * c.numel()
 
@@ -46,5 +46,5 @@ def drw_weights(counts, epoch: int, drw_epoch: int, beta: float = 0.9999) -> tor
 
 def ib_weights(counts) -> torch.Tensor:
     """Influence-balanced class weights w_j = (1/n_j) / Σ_k (1/n_k) · C (Park et al.)."""
-    inv = 1.0 / _counts(counts)
+    inv = 1.0 / as_counts(counts)
     return inv / inv.sum() * inv.numel()
