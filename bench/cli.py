@@ -88,3 +88,22 @@ def need(parser: Parser, module: str, why: str, pip: str | None = None) -> None:
     except ImportError:
         parser.error(f"{why} needs the package '{module}' (pip install {pip or module}); "
                      f"it is not installed in {sys.prefix}")
+
+
+def engine_options(parser: Parser, *, workers: int, variants_default, json_what: str) -> None:
+    """The options the engine benchmarks share (train_throughput, profile_step): the device,
+    the reference loop's DataLoader workers, the engine variants, the JSON output."""
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--workers", type=int_at_least(0), default=workers)
+    parser.add_argument("--variants", type=variants, default=variants_default,
+                        help=f"comma-separated engine variants (default: {variants_default})")
+    parser.add_argument("--json", help=f"write the {json_what} here as JSON")
+
+
+def parse_engine_args(parser: Parser, argv):
+    """(args, device) of an engine benchmark; refused (exit 2, one line) without the
+    reference loop's packages."""
+    args, dev = parser.parse_checked(argv)
+    for module, pip in (("torchvision", None), ("PIL", "pillow")):
+        need(parser, module, "the reference loop (PIL transforms)", pip)
+    return args, dev

@@ -100,14 +100,8 @@ def main(argv=None) -> int:
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=cli.int_at_least(1), default=10)
     p.add_argument("--warmup", type=cli.int_at_least(0), default=5)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--workers", type=cli.int_at_least(0), default=2)
-    p.add_argument("--variants", type=cli.variants, default=VARIANTS,
-                   help=f"comma-separated engine variants (default: {VARIANTS})")
-    p.add_argument("--json", help="write the profiles here as JSON")
-    args, device = p.parse_checked(argv)
-    for module, pip in (("torchvision", None), ("PIL", "pillow")):
-        cli.need(p, module, "the reference loop (PIL transforms)", pip)
+    cli.engine_options(p, workers=2, variants_default=VARIANTS, json_what="profiles")
+    args, device = cli.parse_engine_args(p, argv)
     print(f"# device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{args.steps} profiled steps of batch 128 after {args.warmup} warm-up steps")
     data = fake_cifar10_lt()

@@ -185,14 +185,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=cli.int_at_least(0), default=5)
     p.add_argument("--reps", type=cli.int_at_least(1), default=3)
     p.add_argument("--eval-images", type=cli.int_at_least(100), default=2000)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--workers", type=cli.int_at_least(0), default=min(4, os.cpu_count() or 1))
-    p.add_argument("--variants", type=cli.variants, default=VARIANTS,
-                   help=f"comma-separated engine variants (default: {VARIANTS})")
-    p.add_argument("--json", help="write the results here as JSON")
-    args, device = p.parse_checked(argv)
-    for module, pip in (("torchvision", None), ("PIL", "pillow")):
-        cli.need(p, module, "the reference loop (PIL transforms)", pip)
+    cli.engine_options(p, workers=min(4, os.cpu_count() or 1), variants_default=VARIANTS, json_what="results")
+    args, device = cli.parse_engine_args(p, argv)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     machine = (f"{platform.node()}: {os.cpu_count()} CPU cores, {gpu or 'no GPU'}, "
                f"torch {torch.__version__}, device {device}")
