@@ -102,13 +102,17 @@ def read_results(trial_dir: Path, damage: list | None = None) -> list[dict]:
     return rows
 
 
-def trial_config(trial_dir: Path) -> tuple[dict, str | None]:
-    """(the trial's fields with TrialConfig's defaults filled in, its key) from params.json;
-    (raw fields, None) when they no longer make a valid config. An unreadable params.json
-    raises OSError or ValueError (see :func:`study_trials`)."""
+def read_params(trial_dir: Path) -> dict:
+    """A trial folder's params.json (its Tune config); OSError or ValueError if unreadable."""
     raw = json.loads((Path(trial_dir) / "params.json").read_text())
     if not isinstance(raw, dict):
         raise ValueError(f"holds a {type(raw).__name__}, not a trial's config")
+    return raw
+
+
+def trial_config(raw: dict) -> tuple[dict, str | None]:
+    """(the trial's fields with TrialConfig's defaults filled in, its key) from its Tune
+    config (params.json); (raw fields, None) when they no longer make a valid config."""
     flat = flatten_trial(raw)
     try:
         cfg = TrialConfig.from_dict(flat)
@@ -191,10 +195,11 @@ def study_trials(study: str | Path, damage: list | None = None) -> list[TrialRec
                 if what:
                     note_damage(damage, d, what)
                 continue
-            if is_pack_folder(d):
-                continue   # a pack's Tune trial: its members are the trials
             try:
-                config, key = trial_config(d)
+                raw = read_params(d)
+                if PACK_KEY in raw:
+                    continue   # a pack's Tune trial: its members are the trials
+                config, key = trial_config(raw)
             except (OSError, ValueError, TypeError, AttributeError, RecursionError) as e:
                 why = e.strerror if isinstance(e, OSError) else e
                 note_damage(damage, params, f"cannot be read as the trial's config ({why}); "
@@ -237,5 +242,5 @@ def one_per_key(records: list[TrialRecord]) -> list[TrialRecord]:
 
 
 __all__ = ["FINISHED", "experiment_dirs", "run_number", "is_pack_folder", "trial_dirs",
-           "read_results", "trial_config", "decoupled_runs", "pack_membership", "study_trials",
+           "read_results", "read_params", "trial_config", "decoupled_runs", "pack_membership", "study_trials",
            "one_per_key"]
