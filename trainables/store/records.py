@@ -10,7 +10,10 @@
   checkpoints and pack membership (:mod:`trainables.store.trials` reads them).
 
 Nothing here imports Ray, pandas or torch: a study reads on a laptop, while it runs, or after
-its driver was killed.
+its driver was killed. Tune pickles the study's progress callback, and with it a StudyRecord
+(its RunOptions, RunRecords, Resources), into every study folder by module path: these
+classes stay at ``trainables.store.records``, and a field added later needs a default so that
+older pickles still load.
 """
 from __future__ import annotations
 
