@@ -40,8 +40,7 @@ def forward_pass(checkpoint: str | Path | dict, splits=("test",), *, device: str
     first images only, ``sample``: a fixed random subset of that many (in split order; the
     subset is MARGIN_DEFAULTS.sample_seed's, so figures are the same on every run)."""
     from trainables.checkpoints import load_checkpoint
-    from trainables.data.build import eval_batch_size
-    from trainables.data.loader import DeviceLoader
+    from trainables.data.build import eval_loader
     from trainables.engine import Trainer, precision_context
     state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     cfg = TrialConfig.from_dict({**state["config"], "device": device})
@@ -60,8 +59,8 @@ def forward_pass(checkpoint: str | Path | dict, splits=("test",), *, device: str
             rng = np.random.default_rng(MARGIN_DEFAULTS.sample_seed)
             keep = torch.from_numpy(np.sort(rng.choice(len(y), sample, replace=False)))
             x, y = x[keep.to(x.device)], y[keep.to(y.device)]
-        loader = DeviceLoader(x, y, eval_batch_size(cfg, trainer.device), data.mean, data.std,
-                              augment=False, shuffle=False, channels_last=trainer.channels_last)
+        loader = eval_loader(data, x, y, cfg.replace(channels_last=trainer.channels_last),
+                             trainer.device)
         logits, feats, labels = [], [], []
         for xb, yb in loader:
             with precision_context(cfg, trainer.device):

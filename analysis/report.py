@@ -68,15 +68,14 @@ class AnalysisError(Exception):
     """An expected failure: reported as one line, exit 2."""
 
 
-def check_study(study: Path, folder: StudyFolder | None = None) -> None:
-    """A folder that holds a study with trials (``folder``: the study as read; without it only
-    that the folder exists)."""
+def check_study(study: Path, folder: StudyFolder) -> None:
+    """A folder that holds a study with trials (``folder``: the study, read as it is asked)."""
     if not study.exists():
         raise AnalysisError(f"study folder not found: {study}")
     if not study.is_dir():
         raise AnalysisError(f"not a folder: {study} (pass a study folder, e.g. "
                             "results/quickstart)")
-    if folder is None or folder.trials:
+    if folder.trials:
         return
     if has_study_file(study) or any(study.glob(STATE_GLOB)):
         raise AnalysisError(f"study {study} holds no trials yet (none has started)")
@@ -201,9 +200,8 @@ def _layout_tables(df, out) -> list[tuple[str, str, pd.DataFrame]]:
 
 def build_report(study, out=None) -> Path:
     study = Path(study)
-    check_study(study)
     damage: list[str] = []        # one line per damaged file: printed, and a section
-    folder = StudyFolder(study, damage)   # every file read once, for every table and figure
+    folder = StudyFolder(study, damage)   # every file read once (when first asked), for all
     check_study(study, folder)
     check_packages()
     out = Path(out) if out else study / "report"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainables.store import STUDY_FILE, StudyError, has_study_file  # noqa: F401 (StudyError)
+from trainables.store import STUDY_FILE, StudyError, has_study_file  # noqa: F401 (StudyError: study's)
 
 
 def storage_root(storage: str) -> str:

@@ -124,14 +124,17 @@ def make_loaders(data, cfg, device=None, shard: tuple[int, int] | None = None):
     train = DeviceLoader(data.train_x, data.train_y, cfg.batch_size, data.mean, data.std,
                          augment=cfg.augment, shuffle=True, seed=cfg.seed,
                          channels_last=cfg.channels_last, shard=shard)
-    evals = {"test": DeviceLoader(data.test_x, data.test_y, ebs, data.mean,
-                                  data.std, augment=False, shuffle=False,
-                                  channels_last=cfg.channels_last, shard=shard)}
+    evals = {"test": eval_loader(data, data.test_x, data.test_y, cfg, device, shard)}
     if data.val_x is not None:
-        evals["val"] = DeviceLoader(data.val_x, data.val_y, ebs, data.mean,
-                                    data.std, augment=False, shuffle=False,
-                                    channels_last=cfg.channels_last, shard=shard)
+        evals["val"] = eval_loader(data, data.val_x, data.val_y, cfg, device, shard)
     return train, evals
+
+
+def eval_loader(data, x, y, cfg, device=None, shard: tuple[int, int] | None = None):
+    """An evaluation loader over device-resident images ``x`` (a split of ``data``, or part
+    of one): no augmentation, in order, the trial's eval batch size and memory format."""
+    return DeviceLoader(x, y, eval_batch_size(cfg, device), data.mean, data.std, augment=False,
+                        shuffle=False, channels_last=cfg.channels_last, shard=shard)
 
 
 def _list_path(cfg, info, which: int, given) -> str | None:

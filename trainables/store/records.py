@@ -123,9 +123,9 @@ class Resources:
     gpu: float = 0.0
 
     @classmethod
-    def from_json(cls, data) -> Resources | None:
-        if isinstance(data, Resources) or data is None:
-            return data
+    def from_json(cls, data: dict | None) -> Resources | None:
+        if data is None:
+            return None
         return cls(cpu=float(data.get("cpu", 1.0)), gpu=float(data.get("gpu") or 0))
 
     def to_json(self) -> dict:

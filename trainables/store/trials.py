@@ -23,7 +23,7 @@ from trainables.config import TrialConfig
 from trainables.methods import flatten_trial
 from trainables.ray_layer import tune_files
 from trainables.results import (DECOUPLED_DIR, PACK_ID_FIELD, PACK_KEY, PACK_MEMBER_FIELD,
-                                epoch_rows, note_damage, parse_json_lines)
+                                epoch_rows, member_trial_id, note_damage, parse_json_lines)
 from trainables.store.records import (FINISHED, RUN_PREFIX, PackMembership, TrialRecord,
                                       trial_status)
 
@@ -156,9 +156,14 @@ def trial_id_of(trial_dir: Path, rows: list[dict], pack: PackMembership | None) 
     if rows and rows[-1].get("trial_id"):
         return rows[-1]["trial_id"]
     if pack is not None:
-        from trainables.results import member_trial_id
         return member_trial_id(pack.pack_trial_id, pack.member)
     return tune_files.trial_id_in(trial_dir.name) or trial_dir.name
+
+
+def tune_trial_id(trial_dir: Path, rows: list[dict], pack: PackMembership | None) -> str:
+    """The Tune trial whose status stands for this trial: its pack's for a member (a member
+    has no Tune status of its own), else its own."""
+    return pack.pack_trial_id if pack is not None else trial_id_of(trial_dir, rows, None)
 
 
 def _has_bytes(path: Path) -> bool:
@@ -189,8 +194,7 @@ def study_trials(study: str | Path, damage: list | None = None) -> list[TrialRec
         for d in _trial_folders(exp):
             params = d / "params.json"
             if not params.exists():
-                pack = pack_membership(d, [])
-                tune_id = pack.pack_trial_id if pack else trial_id_of(d, [], None)
+                tune_id = tune_trial_id(d, [], pack_membership(d, []))
                 what = _unreadable_trial(d, statuses.get(tune_id))
                 if what:
                     note_damage(damage, d, what)
@@ -209,8 +213,7 @@ def study_trials(study: str | Path, damage: list | None = None) -> list[TrialRec
             epochs = epoch_rows(rows)
             pack = pack_membership(d, rows)
             trial_id = trial_id_of(d, rows, pack)
-            # a pack's member has no Tune status of its own: its pack's stands for it
-            tune_status = statuses.get(pack.pack_trial_id if pack else trial_id)
+            tune_status = statuses.get(tune_trial_id(d, rows, pack))
             if not rows and tune_status == "TERMINATED" and not _has_bytes(d / "result.json"):
                 note_damage(damage, d / "result.json",
                             "missing or empty, but Tune recorded the trial as TERMINATED: its "
