@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis import style
 from analysis.aggregate import aggregate
+from trainables.data.registry import setting_label
 from trainables.methods import ELM_FAMILY, base_label
 
 # the λ ablation: one line per ELM-family loss and DRW setting, LDAM as the λ = 0 reference
@@ -134,8 +135,8 @@ def per_class_vs_size(df: pd.DataFrame, out, methods=None, colours=None) -> Path
     else:
         ax.set_xlabel("classes by training size, largest first (rank)")
     ax.set_ylabel("class test accuracy (%)")
-    ax.set_title(f"{setting['dataset']}-{setting.get('imb_type', 'lt')} "
-                 f"r={float(setting['ratio']):g}: per-class test accuracy")
+    where = setting_label(setting["dataset"], setting.get("imb_type", "lt"), setting["ratio"])
+    ax.set_title(f"{where}: per-class test accuracy")
     style.legend(fig, ax)
     return style.save(fig, out)
 

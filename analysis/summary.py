@@ -284,7 +284,8 @@ def scope_note(df: pd.DataFrame) -> str | None:
     epochs = "/".join(f"{e:g}" for e in sorted(short["epochs"].dropna().unique()))
     recipe = "/".join(f"{e:g}" for e in sorted(short["recipe_epochs"].dropna().unique()))
     seeds = int(df.groupby("method")["seed"].nunique().min()) if "method" in df else 0
-    return (f"Scope: {len(short)} of {len(df)} trials ran {epochs} epochs of the recipe's "
+    unit = "epoch" if epochs == "1" else "epochs"
+    return (f"Scope: {len(short)} of {len(df)} trials ran {epochs} {unit} of the recipe's "
             f"{recipe} (the schedule scaled to that length, docs/recipe.md). They compare the "
             "methods at this length, on this data; they are not the paper's numbers, and an "
             "ordering here need not hold at the recipe's length. With "
