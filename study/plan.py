@@ -111,14 +111,18 @@ def schedule_line(trial: dict) -> str | None:
         cfg = TrialConfig.from_dict(trial)
     except ValueError:   # a trial that cannot run: the refusal says why, elsewhere
         return None
-    recipe = TrialConfig.from_dict({"dataset": cfg.dataset, "drw": True}).schedule_phases()
+    # the recipe on this trial's data (its steps per epoch), with the recipe's schedule
+    same_data = {k: getattr(cfg, k) for k in ("dataset", "imb_type", "ratio", "img_max",
+                                              "val_fraction", "batch_size")}
+    recipe = TrialConfig.from_dict({**same_data, "drw": True}).schedule_phases()
     mine = cfg.replace(drw=True).schedule_phases()
     parts = ", ".join(f"{k} {n} ({100 * mine['shares'][k]:.1f} %)"
                       for k, n in mine["steps"].items())
     shares = " / ".join(f"{100 * v:.1f}" for v in recipe["shares"].values())
     recipe_epochs = TrialConfig.from_dict({"dataset": cfg.dataset}).recipe_epochs
-    return (f"# schedule of trial 0 ({mine['total']} {mine['unit']}): {parts}; the {recipe_epochs}-epoch recipe's "
-            f"{recipe['total']} {recipe['unit']} on {cfg.dataset}: {shares} %")
+    return (f"# schedule of trial 0 ({mine['total']} {mine['unit']}): {parts}; the "
+            f"{recipe_epochs}-epoch recipe's {recipe['total']} {recipe['unit']} on the same "
+            f"data: {shares} %")
 
 
 @dataclass(frozen=True)
